@@ -1,0 +1,30 @@
+# Two commands on a fresh machine:  `make run` (set up + launch the app)  and  `make test`.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PORT   ?= 8501
+
+.PHONY: run test setup setup-dev clean
+
+$(VENV)/.app-installed: requirements.txt
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade --quiet pip
+	$(PY) -m pip install -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.app-installed requirements-dev.txt
+	$(PY) -m pip install -r requirements-dev.txt
+	touch $@
+
+setup: $(VENV)/.app-installed
+setup-dev: $(VENV)/.dev-installed
+
+run: setup
+	$(VENV)/bin/streamlit run Home.py --server.port $(PORT)
+
+test: setup-dev
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache artifacts

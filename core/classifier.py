@@ -1,0 +1,118 @@
+"""The emotion classifier: a timm model plus its model card, served exactly as it was trained."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+import core.models  # noqa: F401  (registers EmoLens architectures with timm)
+from core import settings
+from core.emotions import EMOTIONS
+from core.preprocess import normalize_batch, to_model_input
+
+
+@dataclass
+class ModelCard:
+    """What a shipped model is and how it must be fed; read from the JSON beside its weights."""
+
+    name: str
+    architecture: str
+    weights: str
+    input_size: int
+    in_chans: int
+    mean: list[float]
+    std: list[float]
+    classes: list[str]
+    temperature: float = 1.0
+    tta_flip: bool = False
+    crop_margin: float = settings.FACE_CROP_MARGIN
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ModelCard":
+        raw = json.loads(Path(path).read_text())
+        return cls(
+            name=raw["name"], architecture=raw["architecture"], weights=raw["weights"],
+            input_size=int(raw["input_size"]), in_chans=int(raw["in_chans"]),
+            mean=list(raw["mean"]), std=list(raw["std"]), classes=list(raw["classes"]),
+            temperature=float(raw.get("temperature", 1.0)),
+            tta_flip=bool(raw.get("inference", {}).get("tta_flip", False)),
+            crop_margin=float(raw.get("crop", {}).get("margin", settings.FACE_CROP_MARGIN)),
+            model_kwargs=dict(raw.get("model_kwargs", {})), metrics=dict(raw.get("metrics", {})), raw=raw,
+        )
+
+
+def list_models(weights_dir: Path | None = None) -> list[str]:
+    """Names of the emotion models shipped in the weights folder (those with a card and weights)."""
+    root = weights_dir or settings.weights_dir()
+    names = []
+    for card_path in sorted(root.glob("*.json")):
+        try:
+            raw = json.loads(card_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if raw.get("task") == "facial-emotion-classification" and (root / raw.get("weights", "")).exists():
+            names.append(raw["name"])
+    return names
+
+
+class EmotionClassifier:
+    """Face crops in, calibrated probabilities over the card's classes out (batched)."""
+
+    def __init__(self, model: torch.nn.Module, card: ModelCard, batch_size: int = 64) -> None:
+        self.model = model.eval()
+        self.card = card
+        self.batch_size = batch_size
+        if list(card.classes) != list(EMOTIONS):
+            self.classes = tuple(card.classes)
+        else:
+            self.classes = EMOTIONS
+
+    @classmethod
+    def load(cls, name: str | None = None, weights_dir: Path | None = None) -> "EmotionClassifier":
+        """Load a shipped model by name (default: the app's default model) from `weights/`."""
+        import timm
+        from safetensors.torch import load_file
+
+        root = weights_dir or settings.weights_dir()
+        name = name or settings.DEFAULT_EMOTION_MODEL
+        card_path = root / f"{name}.json"
+        if not card_path.exists():
+            raise FileNotFoundError(f"No model card {card_path}; shipped models: {list_models(root)}")
+        card = ModelCard.load(card_path)
+        model = timm.create_model(card.architecture, pretrained=False, num_classes=len(card.classes),
+                                  in_chans=card.in_chans, **card.model_kwargs)
+        model.load_state_dict(load_file(str(root / card.weights)))
+        return cls(model.float(), card)
+
+    def prepare(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        return np.stack([to_model_input(c, self.card.input_size, self.card.in_chans) for c in crops])
+
+    @torch.inference_mode()
+    def logits(self, crops: Sequence[np.ndarray], tta_flip: bool | None = None) -> np.ndarray:
+        """Raw (uncalibrated) logits, (N, classes). Flip-TTA averages logits of the face and its mirror."""
+        if len(crops) == 0:
+            return np.zeros((0, len(self.classes)), dtype=np.float32)
+        flip = self.card.tta_flip if tta_flip is None else tta_flip
+        faces = self.prepare(crops)
+        out = []
+        for i in range(0, len(faces), self.batch_size):
+            x = normalize_batch(faces[i:i + self.batch_size], self.card.mean, self.card.std)
+            z = self.model(x)
+            if flip:
+                z = 0.5 * (z + self.model(torch.flip(x, dims=[3])))
+            out.append(z.float())
+        return torch.cat(out).numpy()
+
+    def predict(self, crops: Sequence[np.ndarray], tta_flip: bool | None = None) -> np.ndarray:
+        """Calibrated probabilities (N, classes); rows sum to 1."""
+        z = self.logits(crops, tta_flip) / self.card.temperature
+        z = z - z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)

@@ -1,0 +1,76 @@
+"""`python -m core predict IMAGE [IMAGE ...] [--detector NAME] [--threshold T] [--json]`.
+
+A thin shell over `core.analysis`: the same validation messages and JSON keys as the app and API.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from core import settings
+from core.detection import available_detectors
+
+
+def _read(path: str) -> bytes | str:
+    p = Path(path)
+    if not p.exists():
+        return f"File not found: {path}"
+    if p.is_dir():
+        return f"{path} is a folder, not an image file."
+    if p.stat().st_size > settings.MAX_UPLOAD_BYTES:
+        return (f"The file is {p.stat().st_size / 1e6:.1f} MB; the limit is "
+                f"{settings.MAX_UPLOAD_BYTES / 1e6:.0f} MB per image. Please resize or compress it.")
+    try:
+        return p.read_bytes()
+    except OSError as exc:
+        return f"Could not read {path}: {exc.strerror or exc}"
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from core.analysis import ImageAnalysis, analyze_bytes
+    from core.pipeline import EmotionPipeline
+
+    pipeline = EmotionPipeline.create(args.detector, args.threshold, args.model)
+    results = []
+    for path in args.images:
+        data = _read(path)
+        if isinstance(data, str):
+            result = ImageAnalysis(file=path, error_code="unreadable_file", error=data)
+        else:
+            result = analyze_bytes(pipeline, path, data)
+        results.append(result)
+        if not args.json:
+            if not result.ok:
+                print(f"{path}: error: {result.error}")
+            elif not result.faces:
+                print(f"{path}: no face found")
+            for i, f in enumerate(result.faces, start=1):
+                box = ", ".join(f"{v:.0f}" for v in f.box)
+                print(f"{path}: face {i} [{box}] {f.label} {f.confidence:.0%} (detector {f.score:.2f})")
+    if args.json:
+        print(json.dumps([r.to_json() for r in results], indent=2))
+    return 0 if all(r.ok for r in results) else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m core", description="EmoLens command line")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("predict", help="detect faces and classify their emotion")
+    p.add_argument("images", nargs="+", help="image files (JPEG, PNG, WebP, BMP, TIFF)")
+    p.add_argument("--detector", default=settings.DEFAULT_DETECTOR, choices=available_detectors())
+    p.add_argument("--threshold", type=float, default=None, help="detector score threshold (0-1)")
+    p.add_argument("--model", default=None, help="emotion model name in weights/ (default: the shipped one)")
+    p.add_argument("--json", action="store_true", help="print one JSON list (a stable contract)")
+    p.set_defaults(func=cmd_predict)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ValueError) as exc:  # e.g. missing weights, bad option value
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,52 @@
+"""The face-detector interface every backend implements."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import numpy as np
+
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One face: box (x1, y1, x2, y2) in pixels of the oriented image, score in [0, 1]."""
+
+    box: Box
+    score: float
+    keypoints: np.ndarray | None = field(default=None, compare=False)
+
+    @property
+    def width(self) -> float:
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> float:
+        return self.box[3] - self.box[1]
+
+
+class FaceDetector(ABC):
+    """Finds faces in an RGB uint8 image. `threshold` is the minimum score kept."""
+
+    name: str = "detector"
+
+    def __init__(self, threshold: float = 0.5) -> None:
+        self.threshold = float(threshold)
+
+    @abstractmethod
+    def _detect(self, image: np.ndarray) -> list[Detection]:
+        """Backend-specific detection with scores; thresholding and clipping happen in `detect`."""
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        h, w = image.shape[:2]
+        kept = []
+        for det in self._detect(image):
+            if det.score < self.threshold:
+                continue
+            x1, y1, x2, y2 = det.box
+            box = (max(0.0, x1), max(0.0, y1), min(float(w), x2), min(float(h), y2))
+            if box[2] - box[0] < 2 or box[3] - box[1] < 2:
+                continue
+            kept.append(Detection(box=box, score=float(det.score), keypoints=det.keypoints))
+        return sorted(kept, key=lambda d: -d.score)

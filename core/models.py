@@ -1,0 +1,73 @@
+"""Our own emotion-CNN architectures, registered with timm so every tool builds them by name.
+
+Registering (instead of a private nn.Module factory) means training, evaluation and serving all use
+`timm.create_model(card["architecture"], ...)`, exactly like any stock timm architecture.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from timm.models import register_model
+
+
+def _conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+class FerVGG(nn.Module):
+    """VGG-style net for 48x48 faces: blocks of two 3x3 convs, then a small fully connected head.
+
+    The flattened head keeps *where* a feature fires (mouth vs brows), which matters for aligned faces.
+    """
+
+    def __init__(
+        self,
+        widths: tuple[int, ...] = (32, 64, 128, 256),
+        num_classes: int = 7,
+        in_chans: int = 1,
+        img_size: int = 48,
+        hidden: int = 256,
+        drop_rate: float = 0.4,
+        **_: object,
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        cin = in_chans
+        for w in widths:
+            layers += _conv_bn_relu(cin, w) + _conv_bn_relu(w, w) + [nn.MaxPool2d(2)]
+            cin = w
+        self.features = nn.Sequential(*layers)
+        side = img_size // (2 ** len(widths))
+        self.num_classes = num_classes
+        self.num_features = cin * side * side
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            nn.Dropout(drop_rate),
+            nn.Linear(self.num_features, hidden, bias=False),
+            nn.BatchNorm1d(hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(drop_rate / 2),
+            nn.Linear(hidden, num_classes),
+        )
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+@register_model
+def emolens_vgg_s(pretrained: bool = False, **kwargs: object) -> FerVGG:
+    """1.8 M parameters, ~0.12 GMAC at 48x48: fast enough to train on a 2-core CPU in a session."""
+    if pretrained:
+        raise ValueError("EmoLens models are never downloaded; load the shipped weights instead.")
+    return FerVGG(widths=(32, 64, 128, 256), **kwargs)
+
+
+@register_model
+def emolens_vgg_m(pretrained: bool = False, **kwargs: object) -> FerVGG:
+    """4.7 M-conv-parameter variant (widths 64-512) for GPU training."""
+    if pretrained:
+        raise ValueError("EmoLens models are never downloaded; load the shipped weights instead.")
+    return FerVGG(widths=(64, 128, 256, 512), hidden=512, **kwargs)

@@ -1,0 +1,103 @@
+"""The one entry point: image in, per-face results out. Pages, CLI, API and evaluation all call it."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from core import settings
+from core.classifier import EmotionClassifier
+from core.detection import Box, FaceDetector, make_detector
+from core.emotions import EMOTIONS
+
+
+@dataclass
+class FaceResult:
+    """One analysed face: where it is, how sure the detector was, and what the classifier says."""
+
+    box: Box
+    score: float
+    probs: np.ndarray
+    classes: tuple[str, ...] = EMOTIONS
+    landmarks: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def label(self) -> str:
+        return self.classes[int(np.argmax(self.probs))]
+
+    @property
+    def confidence(self) -> float:
+        return float(np.max(self.probs))
+
+    @property
+    def probs_dict(self) -> dict[str, float]:
+        return {c: float(p) for c, p in zip(self.classes, self.probs)}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The CLI/API JSON shape (a stable contract: box, score, emotion, confidence, probs)."""
+        out: dict[str, Any] = {
+            "box": [round(float(v), 1) for v in self.box],
+            "score": round(float(self.score), 4),
+            "emotion": self.label,
+            "confidence": round(self.confidence, 4),
+            "probs": {c: round(p, 4) for c, p in self.probs_dict.items()},
+        }
+        if self.landmarks is not None:
+            out["landmarks"] = np.round(self.landmarks, 1).tolist()
+        return out
+
+
+def crop_face(image: np.ndarray, box: Box, margin: float) -> np.ndarray:
+    """Square crop around `box`, grown by `margin` of its size per side; borders replicate the edge.
+
+    FER-2013 faces are square and include some forehead and chin, so detector boxes (tight) are
+    widened to match the framing the classifier learned on.
+    """
+    x1, y1, x2, y2 = box
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    side = max(x2 - x1, y2 - y1) * (1 + 2 * margin)
+    left, top = int(round(cx - side / 2)), int(round(cy - side / 2))
+    size = max(1, int(round(side)))
+    h, w = image.shape[:2]
+    pad_l, pad_t = max(0, -left), max(0, -top)
+    pad_r, pad_b = max(0, left + size - w), max(0, top + size - h)
+    if pad_l or pad_t or pad_r or pad_b:
+        image = cv2.copyMakeBorder(image, pad_t, pad_b, pad_l, pad_r, cv2.BORDER_REPLICATE)
+        left, top = left + pad_l, top + pad_t
+    return np.ascontiguousarray(image[top:top + size, left:left + size])
+
+
+class EmotionPipeline:
+    """Detector + (optional) landmarker + emotion classifier, joined the one way the product uses."""
+
+    def __init__(self, detector: FaceDetector, classifier: EmotionClassifier,
+                 landmarker: Any | None = None) -> None:
+        self.detector = detector
+        self.classifier = classifier
+        self.landmarker = landmarker
+
+    @classmethod
+    def create(cls, detector: str | None = None, threshold: float | None = None,
+               model: str | None = None) -> "EmotionPipeline":
+        return cls(make_detector(detector or settings.DEFAULT_DETECTOR, threshold), EmotionClassifier.load(model))
+
+    def analyze(self, image: np.ndarray, landmarks: bool = False) -> list[FaceResult]:
+        """Detect every face in an RGB uint8 image and classify all of them in one batch."""
+        detections = self.detector.detect(image)
+        if not detections:
+            return []
+        margin = self.classifier.card.crop_margin
+        crops = [crop_face(image, d.box, margin) for d in detections]
+        probs = self.classifier.predict(crops)
+        points: list[np.ndarray | None] = [None] * len(detections)
+        if landmarks:
+            points = [self._landmarks(image, d) for d in detections]
+        return [FaceResult(box=d.box, score=d.score, probs=p, classes=self.classifier.classes, landmarks=pt)
+                for d, p, pt in zip(detections, probs, points)]
+
+    def _landmarks(self, image: np.ndarray, detection: Any) -> np.ndarray | None:
+        if self.landmarker is not None:
+            return self.landmarker.landmarks(image, detection.box)
+        return detection.keypoints  # the detector's own keypoints (eyes, nose, mouth, ears) if it has them

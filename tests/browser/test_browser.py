@@ -1,0 +1,94 @@
+"""A real browser (headless Debian Chromium) loads the running app; screenshots go to artifacts/."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from tests.conftest import ARTIFACTS, ROOT, require
+
+CHROMIUM = os.environ.get("EMOLENS_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
+        require("EMOLENS_REQUIRE_BROWSER", f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "Home.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("the Streamlit server did not start within 90 s")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium"),
+                               args=CHROMIUM_ARGS[1:], headless=True)
+        yield b
+        b.close()
+
+
+@pytest.mark.parametrize("path, expected", [
+    ("/", "facial emotion analysis"),
+    ("/Upload_and_Predict", "Upload and Predict"),
+])
+def test_page_renders_in_browser(app_url, browser, path, expected):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(app_url + path)
+    page.get_by_text(expected, exact=False).first.wait_for(timeout=60_000)
+    page.wait_for_timeout(1500)
+    assert page.locator("[data-testid='stException']").count() == 0
+    ARTIFACTS.mkdir(exist_ok=True)
+    name = "home" if path == "/" else path.strip("/").lower()
+    page.screenshot(path=str(ARTIFACTS / f"screenshot_{name}.png"), full_page=True)
+    assert not errors, errors
+    page.close()
+
+
+def test_upload_in_browser(app_url, browser, tmp_path, astronaut):
+    from tests.conftest import encode
+
+    photo = tmp_path / "astronaut.jpg"
+    photo.write_bytes(encode(astronaut, "JPEG"))
+    page = browser.new_page(viewport={"width": 1400, "height": 1200})
+    page.goto(app_url + "/Upload_and_Predict")
+    page.locator("input[type='file']").first.set_input_files(str(photo))
+    page.get_by_text("face(s) found", exact=False).first.wait_for(timeout=90_000)
+    page.wait_for_timeout(2000)
+    assert page.locator("[data-testid='stException']").count() == 0
+    page.screenshot(path=str(ARTIFACTS / "screenshot_upload_result.png"), full_page=True)
+    page.close()

@@ -1,0 +1,1 @@
+"""Data loading, augmentation, training and evaluation scripts that produce `weights/`."""

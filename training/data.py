@@ -1,0 +1,98 @@
+"""FER-2013 readers: the project's `.npz`, Kaggle's original `fer2013.csv`, and class-folder layouts.
+
+Every reader returns the same `FaceSplit` (uint8 48x48 faces + int labels in FER-2013's class order),
+so training and evaluation do not care where a user's download came from.
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.emotions import EMOTIONS
+
+SPLITS = ("Training", "PublicTest", "PrivateTest")
+
+
+@dataclass
+class FaceSplit:
+    """Faces (N,H,W) uint8 and labels (N,) int64 of one split."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    name: str
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+def _from_npz(path: Path, split: str) -> FaceSplit:
+    with np.load(path) as data:
+        usage = data["usage"]
+        idx = SPLITS.index(split)
+        mask = usage == idx
+        return FaceSplit(data["images"][mask], data["labels"][mask].astype(np.int64), split)
+
+
+def _from_csv(path: Path, split: str) -> FaceSplit:
+    images, labels = [], []
+    with open(path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            if row["Usage"].strip() != split:
+                continue
+            pixels = np.array(row["pixels"].split(), dtype=np.uint8)
+            images.append(pixels.reshape(48, 48))
+            labels.append(int(row["emotion"]))
+    return FaceSplit(np.stack(images), np.array(labels, dtype=np.int64), split)
+
+
+# Kaggle "msambare" image-folder layout: train/<class>/*.jpg and test/<class>/*.jpg
+_FOLDER_FOR_SPLIT = {"Training": "train", "PublicTest": "test", "PrivateTest": "test"}
+
+
+def _from_folders(root: Path, split: str) -> FaceSplit:
+    import cv2
+
+    sub = root / _FOLDER_FOR_SPLIT[split]
+    if not sub.is_dir():
+        raise FileNotFoundError(f"expected a '{sub.name}' folder of class folders under {root}")
+    images, labels = [], []
+    for label, emotion in enumerate(EMOTIONS):
+        class_dir = sub / emotion
+        if not class_dir.is_dir():
+            continue
+        for file in sorted(class_dir.iterdir()):
+            # The msambare test folder mixes both test splits, named PublicTest_*/PrivateTest_*.
+            if sub.name == "test" and split in ("PublicTest", "PrivateTest") \
+                    and any(s in file.name for s in ("PublicTest", "PrivateTest")) \
+                    and split not in file.name:
+                continue
+            img = cv2.imread(str(file), cv2.IMREAD_GRAYSCALE)
+            if img is None:
+                continue
+            if img.shape != (48, 48):
+                img = cv2.resize(img, (48, 48), interpolation=cv2.INTER_AREA)
+            images.append(img)
+            labels.append(label)
+    if not images:
+        raise FileNotFoundError(f"no images found for {split} under {sub}")
+    return FaceSplit(np.stack(images), np.array(labels, dtype=np.int64), split)
+
+
+def load_fer2013(path: str | Path, split: str) -> FaceSplit:
+    """Load one official split from a `.npz`, Kaggle's `fer2013.csv`, or the Kaggle folder layout."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    p = Path(path)
+    if p.is_dir():
+        npz = p / "fer2013.npz"
+        if npz.exists():
+            return _from_npz(npz, split)
+        return _from_folders(p, split)
+    if p.suffix == ".npz":
+        return _from_npz(p, split)
+    if p.suffix == ".csv":
+        return _from_csv(p, split)
+    raise ValueError(f"unrecognised FER-2013 source: {p} (want .npz, .csv or a folder)")

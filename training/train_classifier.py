@@ -1,0 +1,242 @@
+"""Train an emotion classifier from a YAML config; keep the checkpoint that is best on PublicTest.
+
+    python -m training.train_classifier --config training/configs/foundation_vgg_s.yaml \
+        [--data ../shared/data/fer2013/fer2013.npz] [--out weights/] [--device cpu|cuda]
+
+Writes `<out>/<name>.safetensors` plus its model card `<out>/<name>.json`. PrivateTest is never read
+here: it is scored once, afterwards, by `training.evaluate_classifier`.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+
+import core.models  # noqa: F401  (registers EmoLens architectures with timm)
+from core.emotions import EMOTIONS
+from core.preprocess import normalize_batch, to_model_input
+from core.settings import data_dir
+from training.augment import build_train_augment
+from training.data import FaceSplit, load_fer2013
+
+import timm
+from timm.utils import ModelEmaV3
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.check_output(["git", "rev-parse", "HEAD"], text=True,
+                                       stderr=subprocess.DEVNULL).strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def prepare(split: FaceSplit, cfg: dict[str, Any]) -> np.ndarray:
+    """All faces of a split through the shared serving path, as (N,H,W,C) uint8."""
+    return np.stack([to_model_input(img, cfg["input_size"], cfg["in_chans"]) for img in split.images])
+
+
+@torch.no_grad()
+def predict_logits(model: torch.nn.Module, faces: np.ndarray, cfg: dict[str, Any],
+                   device: str, batch_size: int = 512) -> torch.Tensor:
+    model.eval()
+    out = []
+    for i in range(0, len(faces), batch_size):
+        x = normalize_batch(faces[i:i + batch_size], cfg["mean"], cfg["std"]).to(device)
+        out.append(model(x).float().cpu())
+    return torch.cat(out)
+
+
+def build_optimizer(model: torch.nn.Module, cfg: dict[str, Any]) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg["weight_decay"]},
+              {"params": no_decay, "weight_decay": 0.0}]
+    if cfg.get("optimizer", "sgd") == "sgd":
+        return torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg.get("momentum", 0.9), nesterov=True)
+    return torch.optim.AdamW(groups, lr=cfg["lr"])
+
+
+def build_scheduler(opt: torch.optim.Optimizer, cfg: dict[str, Any], steps_per_epoch: int):
+    total = cfg["epochs"] * steps_per_epoch
+    if cfg.get("schedule", "onecycle") == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["lr"], total_steps=total,
+                                                   pct_start=cfg.get("warmup_pct", 0.2))
+    warm = int(cfg.get("warmup_pct", 0.05) * total)
+    return torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: (s + 1) / max(1, warm) if s < warm
+        else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, total - warm))))
+
+
+def soft_targets(labels: torch.Tensor, smoothing: float) -> torch.Tensor:
+    n = len(EMOTIONS)
+    t = torch.full((labels.shape[0], n), smoothing / n)
+    t.scatter_(1, labels[:, None], 1.0 - smoothing + smoothing / n)
+    return t
+
+
+def train(cfg: dict[str, Any], data: Path, out_dir: Path, device: str, config_path: str) -> dict[str, Any]:
+    torch.manual_seed(cfg["seed"]); np.random.seed(cfg["seed"]); random.seed(cfg["seed"])
+    if device == "cpu":
+        torch.set_num_threads(cfg.get("threads", 2))
+    train_split = load_fer2013(data, "Training")
+    val_split = load_fer2013(data, "PublicTest")
+    if cfg.get("limit"):  # smoke runs and tests: a small slice of each split
+        n = int(cfg["limit"])
+        train_split = FaceSplit(train_split.images[:n], train_split.labels[:n], "Training")
+        val_split = FaceSplit(val_split.images[:n], val_split.labels[:n], "PublicTest")
+    train_faces, val_faces = prepare(train_split, cfg), prepare(val_split, cfg)
+    train_labels = torch.from_numpy(train_split.labels)
+    val_labels = val_split.labels
+    augment = build_train_augment(cfg.get("augment", {}), cfg["input_size"])
+
+    model = timm.create_model(cfg["architecture"], pretrained=False, num_classes=len(EMOTIONS),
+                              in_chans=cfg["in_chans"], **cfg.get("model_kwargs", {})).to(device)
+    model = model.to(memory_format=torch.channels_last)
+    ema = ModelEmaV3(model, decay=cfg["ema"]) if cfg.get("ema") else None
+    opt = build_optimizer(model, cfg)
+    bs = cfg["batch_size"]
+    steps = len(train_faces) // bs
+    sched = build_scheduler(opt, cfg, steps)
+    use_amp = device == "cuda"
+    writer = None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+        writer = SummaryWriter(str(Path("runs") / cfg["name"] / "tb"))
+    except ImportError:
+        pass
+
+    rng = np.random.default_rng(cfg["seed"])
+    best = {"acc": -1.0, "epoch": -1, "state": None}
+    history = []
+    for epoch in range(cfg["epochs"]):
+        model.train()
+        t0 = time.time()
+        order = rng.permutation(len(train_faces))
+        loss_sum = 0.0
+        for step in range(steps):
+            idx = order[step * bs:(step + 1) * bs]
+            batch = np.stack([augment(image=train_faces[i])["image"] for i in idx])
+            if batch.ndim == 3:
+                batch = batch[..., None]
+            x = normalize_batch(batch, cfg["mean"], cfg["std"]).to(device)
+            x = x.contiguous(memory_format=torch.channels_last)
+            y = soft_targets(train_labels[idx], cfg.get("label_smoothing", 0.0)).to(device)
+            if cfg.get("mixup", 0) > 0:
+                lam = float(rng.beta(cfg["mixup"], cfg["mixup"]))
+                perm = torch.randperm(x.shape[0], device=device)
+                x = lam * x + (1 - lam) * x[perm]
+                y = lam * y + (1 - lam) * y[perm]
+            with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_amp):
+                logits = model(x)
+            loss = torch.sum(-y * F.log_softmax(logits.float(), dim=1), dim=1).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            if ema is not None:
+                ema.update(model)
+            loss_sum += loss.item()
+        eval_model = ema.module if ema is not None else model
+        val_pred = predict_logits(eval_model, val_faces, cfg, device).argmax(1).numpy()
+        val_acc = float((val_pred == val_labels).mean())
+        rec = {"epoch": epoch + 1, "train_loss": loss_sum / steps, "val_acc": val_acc,
+               "seconds": round(time.time() - t0, 1)}
+        history.append(rec)
+        print(json.dumps(rec), flush=True)
+        if writer is not None:
+            writer.add_scalar("train/loss", rec["train_loss"], epoch + 1)
+            writer.add_scalar("val/accuracy", val_acc, epoch + 1)
+        if val_acc > best["acc"]:
+            best = {"acc": val_acc, "epoch": epoch + 1, "state": copy.deepcopy(eval_model.state_dict())}
+            ckpt_dir = Path("runs") / cfg["name"]
+            ckpt_dir.mkdir(parents=True, exist_ok=True)
+            torch.save({"state": best["state"], "epoch": epoch + 1, "acc": val_acc}, ckpt_dir / "best.pt")
+
+    eval_model = ema.module if ema is not None else model
+    eval_model.load_state_dict(best["state"])
+    eval_model = eval_model.to("cpu").float().eval()
+    return save(eval_model, cfg, out_dir, history, best, data, config_path, val_faces, val_labels)
+
+
+def save(model: torch.nn.Module, cfg: dict[str, Any], out_dir: Path, history: list, best: dict,
+         data: Path, config_path: str, val_faces: np.ndarray, val_labels: np.ndarray) -> dict[str, Any]:
+    from safetensors.torch import save_file
+
+    from training.calibration import fit_temperature
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    logits = predict_logits(model, val_faces, cfg, "cpu")
+    temperature = fit_temperature(logits, torch.from_numpy(val_labels))
+    weights_path = out_dir / f"{cfg['name']}.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights_path))
+    card = {
+        "name": cfg["name"],
+        "task": "facial-emotion-classification",
+        "architecture": cfg["architecture"],
+        "model_kwargs": cfg.get("model_kwargs", {}),
+        "weights": weights_path.name,
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+        "input_size": cfg["input_size"],
+        "in_chans": cfg["in_chans"],
+        "mean": cfg["mean"],
+        "std": cfg["std"],
+        "classes": list(EMOTIONS),
+        "temperature": temperature,
+        "crop": {"margin": 0.2, "square": True,
+                 "note": "face box expanded by 20% per side to a square, like FER-2013's framing"},
+        "training_data": {
+            "name": "FER-2013 (Training split, 28,709 faces)",
+            "source": "Kaggle ICML 2013 Challenges in Representation Learning (Goodfellow et al., arXiv:1307.0414)",
+            "terms": "Research use only (Kaggle competition terms); the images are not redistributed.",
+        },
+        "training": {"config": config_path, "recipe": {k: v for k, v in cfg.items() if k != "name"},
+                     "best_epoch": best["epoch"], "history": history},
+        "metrics": {"PublicTest": {"accuracy": best["acc"],
+                                   "note": "validation split, used to pick the checkpoint"}},
+        "command": f"python -m training.train_classifier --config {config_path}",
+        "commit": git_commit(),
+    }
+    (out_dir / f"{cfg['name']}.json").write_text(json.dumps(card, indent=2) + "\n")
+    print(f"saved {weights_path} (best PublicTest {best['acc']:.4f} at epoch {best['epoch']}, "
+          f"T={temperature:.3f})")
+    return card
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", required=True)
+    ap.add_argument("--data", default=None, help="fer2013.npz / fer2013.csv / Kaggle folder")
+    ap.add_argument("--out", default="weights")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--epochs", type=int, default=None, help="override the config (smoke runs)")
+    ap.add_argument("--limit", type=int, default=None, help="use only the first N faces per split")
+    args = ap.parse_args(argv)
+    cfg = yaml.safe_load(Path(args.config).read_text())
+    if args.epochs is not None:
+        cfg["epochs"] = args.epochs
+    if args.limit is not None:
+        cfg["limit"] = args.limit
+    data = Path(args.data) if args.data else data_dir() / "fer2013" / "fer2013.npz"
+    if not data.exists():
+        print(f"FER-2013 not found at {data}; pass --data or set EMOLENS_DATA_DIR", file=sys.stderr)
+        return 2
+    train(cfg, data, Path(args.out), args.device, args.config)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,28 @@
+"""Heavy objects, loaded once per process and shared by every session (`st.cache_resource`)."""
+from __future__ import annotations
+
+import streamlit as st
+
+from core.classifier import EmotionClassifier, ModelCard, list_models
+from core.detection import make_detector
+from core.pipeline import EmotionPipeline
+from core import settings
+
+
+@st.cache_resource(show_spinner="Loading the emotion model…")
+def get_classifier(name: str | None = None) -> EmotionClassifier:
+    return EmotionClassifier.load(name)
+
+
+@st.cache_resource(show_spinner="Loading the face detector…")
+def get_pipeline(detector: str, threshold: float, model: str | None = None) -> EmotionPipeline:
+    return EmotionPipeline(make_detector(detector, threshold), get_classifier(model))
+
+
+def shipped_models() -> list[str]:
+    return list_models()
+
+
+def model_card(name: str | None = None) -> ModelCard:
+    name = name or settings.DEFAULT_EMOTION_MODEL
+    return ModelCard.load(settings.weights_dir() / f"{name}.json")
