@@ -71,3 +71,19 @@ def emolens_vgg_m(pretrained: bool = False, **kwargs: object) -> FerVGG:
     if pretrained:
         raise ValueError("EmoLens models are never downloaded; load the shipped weights instead.")
     return FerVGG(widths=(64, 128, 256, 512), hidden=512, **kwargs)
+
+
+@register_model
+def emolens_resnet18_small(pretrained: bool = False, **kwargs: object) -> nn.Module:
+    """timm's ResNet-18 adapted to 48 px faces: a 3x3 stride-2 stem and no max-pool, so the first stage
+    sees 24x24 instead of ImageNet's 4x downsampled 12x12."""
+    import timm
+
+    if pretrained:
+        raise ValueError("EmoLens models are never downloaded; load the shipped weights instead.")
+    kwargs.pop("img_size", None)
+    model = timm.create_model("resnet18", pretrained=False, **kwargs)
+    in_chans = int(kwargs.get("in_chans", 3))
+    model.conv1 = nn.Conv2d(in_chans, 64, kernel_size=3, stride=2, padding=1, bias=False)
+    model.maxpool = nn.Identity()
+    return model

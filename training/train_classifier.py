@@ -81,6 +81,20 @@ def build_scheduler(opt: torch.optim.Optimizer, cfg: dict[str, Any], steps_per_e
         else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, total - warm))))
 
 
+def class_balance_weights(labels: np.ndarray, mode: str) -> torch.Tensor:
+    """Per-class loss weights: "none" (plain accuracy), "sqrt" (1/sqrt(freq)) or "inverse" (1/freq),
+    normalised so the average training face keeps weight 1. Disgust is 1.5% of FER-2013."""
+    counts = np.bincount(labels, minlength=len(EMOTIONS)).astype(np.float64)
+    if mode == "none":
+        w = np.ones(len(EMOTIONS))
+    elif mode in ("sqrt", "inverse"):
+        w = 1.0 / np.maximum(counts, 1) ** (0.5 if mode == "sqrt" else 1.0)
+        w = w / (w[labels].mean())
+    else:
+        raise ValueError(f"class_balance must be none, sqrt or inverse, not {mode!r}")
+    return torch.tensor(w, dtype=torch.float32)
+
+
 def soft_targets(labels: torch.Tensor, smoothing: float) -> torch.Tensor:
     n = len(EMOTIONS)
     t = torch.full((labels.shape[0], n), smoothing / n)
@@ -97,11 +111,13 @@ def train(cfg: dict[str, Any], data: Path, out_dir: Path, device: str, config_pa
     if cfg.get("limit"):  # smoke runs and tests: a small slice of each split
         n = int(cfg["limit"])
         train_split = FaceSplit(train_split.images[:n], train_split.labels[:n], "Training")
-        val_split = FaceSplit(val_split.images[:n], val_split.labels[:n], "PublicTest")
+        if cfg.get("limit_val"):
+            val_split = FaceSplit(val_split.images[:n], val_split.labels[:n], "PublicTest")
     train_faces, val_faces = prepare(train_split, cfg), prepare(val_split, cfg)
     train_labels = torch.from_numpy(train_split.labels)
     val_labels = val_split.labels
     augment = build_train_augment(cfg.get("augment", {}), cfg["input_size"])
+    class_weights = class_balance_weights(train_split.labels, cfg.get("class_balance", "none"))
 
     model = timm.create_model(cfg["architecture"], pretrained=False, num_classes=len(EMOTIONS),
                               in_chans=cfg["in_chans"], **cfg.get("model_kwargs", {})).to(device)
@@ -142,7 +158,8 @@ def train(cfg: dict[str, Any], data: Path, out_dir: Path, device: str, config_pa
                 y = lam * y + (1 - lam) * y[perm]
             with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_amp):
                 logits = model(x)
-            loss = torch.sum(-y * F.log_softmax(logits.float(), dim=1), dim=1).mean()
+            per_face = torch.sum(-y * F.log_softmax(logits.float(), dim=1), dim=1)
+            loss = (per_face * class_weights[train_labels[idx]].to(device)).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

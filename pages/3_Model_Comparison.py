@@ -1,0 +1,82 @@
+"""Model Comparison: confusion matrices, per-class metrics, calibration, architectures and detectors.
+
+Every number here is read from a JSON report in weights/reports/ written by an evaluation CLI.
+"""
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+import core  # noqa: F401
+from core.reports import classifier_reports, load_report
+from ui.metric_charts import confusion_figure, per_class_figure, per_class_table, reliability_figure
+
+st.set_page_config(page_title="Model Comparison · EmoLens", page_icon="📊", layout="wide")
+st.title("Model Comparison")
+st.caption("Every figure on this page comes from a report in `weights/reports/`; each report names the "
+           "command that produced it, so you can re-run it.")
+
+reports = classifier_reports()
+if not reports:
+    st.warning("No classifier report found. Run `python -m training.evaluate_classifier --split PrivateTest "
+               "--json weights/reports/classifier_<model>_PrivateTest.json`.")
+else:
+    labels = list(reports)
+    chosen = st.multiselect("Models to compare (one or two)", labels, default=labels[:1], max_selections=2)
+    if chosen:
+        selected = {label: reports[label] for label in chosen}
+        summary = pd.DataFrame([{
+            "model": label, "faces": r["n"], "accuracy": r["accuracy"], "macro-F1": r["macro_f1"],
+            "ECE": r["ece"], "ms per face (CPU, batch 1)": r.get("ms_per_face")} for label, r in selected.items()])
+        st.dataframe(summary.style.format({"accuracy": "{:.1%}", "macro-F1": "{:.3f}", "ECE": "{:.3f}",
+                                           "ms per face (CPU, batch 1)": "{:.2f}"}),
+                     hide_index=True, use_container_width=True)
+        normalize = st.toggle("Row-normalised confusion matrix (recall per true class)", value=True)
+        cols = st.columns(len(selected))
+        for col, (label, rep) in zip(cols, selected.items()):
+            col.plotly_chart(confusion_figure(rep, normalize, label), use_container_width=True)
+            col.dataframe(per_class_table(rep).style.format({"precision": "{:.3f}", "recall": "{:.3f}",
+                                                             "f1": "{:.3f}"}),
+                          hide_index=True, use_container_width=True)
+        st.subheader("F1 per emotion")
+        st.plotly_chart(per_class_figure(selected), use_container_width=True)
+        st.subheader("Reliability diagram")
+        st.caption("A calibrated model's 70%-confident answers are right 70% of the time (the diagonal). "
+                   "ECE is the average gap, weighted by how many faces fall in each bin.")
+        st.plotly_chart(reliability_figure(selected), use_container_width=True)
+        with st.expander("Where these numbers come from"):
+            for label, rep in selected.items():
+                st.markdown(f"**{label}**: `{rep.get('command', 'unknown command')}` at commit "
+                            f"`{str(rep.get('commit', 'unknown'))[:10]}`")
+
+st.header("Architectures")
+experiments = load_report("experiments")
+if experiments is None:
+    st.info("No architecture experiments report yet (`weights/reports/experiments.json`, written by "
+            "`python -m training.run_experiments`).")
+else:
+    table = pd.DataFrame(experiments["runs"])
+    st.caption(experiments.get("recipe_note", ""))
+    st.dataframe(table, hide_index=True, use_container_width=True)
+    fig = px.scatter(table, x="ms_per_face", y="public_test_accuracy", text="architecture",
+                     size="params_m", labels={"ms_per_face": "ms per face (CPU, batch 1)",
+                                              "public_test_accuracy": "PublicTest accuracy"})
+    fig.update_traces(textposition="top center")
+    st.plotly_chart(fig, use_container_width=True)
+
+st.header("Face detectors")
+detection = load_report("detection")
+if detection is None:
+    st.info("No detector report yet (`weights/reports/detection.json`, written by "
+            "`python -m training.evaluate_detector`).")
+else:
+    det = pd.DataFrame([{"detector": name, **{k: v for k, v in m.items() if not isinstance(v, (list, dict))}}
+                        for name, m in detection["detectors"].items()])
+    st.dataframe(det, hide_index=True, use_container_width=True)
+    curves = [(name, m["pr_curve"]) for name, m in detection["detectors"].items() if m.get("pr_curve")]
+    if curves:
+        pr = pd.concat([pd.DataFrame({"recall": c["recall"], "precision": c["precision"], "detector": name})
+                        for name, c in curves])
+        st.plotly_chart(px.line(pr, x="recall", y="precision", color="detector", range_x=[0, 1], range_y=[0, 1]),
+                        use_container_width=True)

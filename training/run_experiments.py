@@ -1,0 +1,74 @@
+"""Train several architectures under one recipe and write the experiments table for Model Comparison.
+
+    python -m training.run_experiments --recipe training/configs/experiments/recipe.yaml \
+        --configs training/configs/experiments/*.yaml [--epochs N] [--limit N] --json weights/reports/experiments.json
+
+Each run picks its checkpoint on PublicTest; PrivateTest is scored once per finished model. `--epochs` and
+`--limit` shrink the recipe for a CPU-only budget; the report records exactly what was run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from core import settings
+from training.evaluate_classifier import evaluate
+from training.train_classifier import git_commit, train
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--recipe", required=True)
+    ap.add_argument("--configs", nargs="+", required=True)
+    ap.add_argument("--data", default=str(settings.data_dir() / "fer2013" / "fer2013.npz"))
+    ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--out", default="runs/experiments")
+    ap.add_argument("--json", dest="json_out", required=True)
+    args = ap.parse_args(argv)
+    recipe = yaml.safe_load(Path(args.recipe).read_text())
+    if args.epochs:
+        recipe["epochs"] = args.epochs
+    if args.limit:
+        recipe["limit"] = args.limit
+    runs = []
+    for cfg_path in args.configs:
+        if Path(cfg_path).resolve() == Path(args.recipe).resolve():
+            continue
+        cfg = {**recipe, **yaml.safe_load(Path(cfg_path).read_text())}
+        t0 = time.time()
+        card = train(cfg, Path(args.data), Path(args.out), args.device, cfg_path)
+        minutes = (time.time() - t0) / 60
+        weights = Path(args.out) / f"{cfg['name']}.json"
+        test = evaluate(weights, Path(args.data), "PrivateTest", tta=False)
+        runs.append({
+            "architecture": cfg["architecture"], "input_size": cfg["input_size"],
+            "params_m": round(card["parameters"] / 1e6, 2),
+            "public_test_accuracy": round(card["metrics"]["PublicTest"]["accuracy"], 4),
+            "private_test_accuracy": round(test["accuracy"], 4), "macro_f1": round(test["macro_f1"], 4),
+            "ms_per_face": test["ms_per_face"], "train_minutes": round(minutes, 1),
+        })
+        print(json.dumps(runs[-1]), flush=True)
+    report = {
+        "runs": runs, "recipe": recipe, "device": args.device, "commit": git_commit(),
+        "command": "python -m training.run_experiments " + " ".join(sys.argv[1:]),
+        "recipe_note": (f"All architectures trained with the same recipe: {recipe['epochs']} epochs, "
+                        f"{recipe.get('optimizer')} one-cycle lr {recipe.get('lr')}, label smoothing "
+                        f"{recipe.get('label_smoothing')}, on {args.device}"
+                        + (f", first {recipe['limit']} training faces only" if recipe.get("limit") else "")
+                        + ". Checkpoints picked on PublicTest; PrivateTest scored once per model; "
+                          "ms per face is batch 1 on this machine's CPU."),
+    }
+    Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json_out).write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
