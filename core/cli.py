@@ -1,6 +1,7 @@
-"""`python -m core predict IMAGE [IMAGE ...] [--detector NAME] [--threshold T] [--json]`.
+"""`python -m core predict IMAGE [IMAGE ...] [--detector NAME] [--threshold T] [--json]`
+and `python -m core batch DIR_OR_ZIP_OR_LIST --out results.csv`.
 
-A thin shell over `core.analysis`: the same validation messages and JSON keys as the app and API.
+A thin shell over `core.analysis` / `core.batch`: the same validation messages and JSON keys as the app and API.
 """
 from __future__ import annotations
 
@@ -54,6 +55,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0 if all(r.ok for r in results) else 1
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    from core.batch import BatchConfig, run_batch
+
+    try:
+        summary = run_batch(args.source, args.out, BatchConfig(args.detector, args.threshold, args.model),
+                            engine=args.engine, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print(f"\nInterrupted. {args.out} keeps every finished file; rerun the same command to resume.",
+              file=sys.stderr)
+        return 130
+    print(f"{summary.total} file(s) in {args.source}: {summary.processed} analysed now, "
+          f"{summary.skipped} already in {args.out}; {summary.faces} face(s) found, "
+          f"{summary.failed} file(s) with errors (see the error column).")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="EmoLens command line")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -64,6 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="emotion model name in weights/ (default: the shipped one)")
     p.add_argument("--json", action="store_true", help="print one JSON list (a stable contract)")
     p.set_defaults(func=cmd_predict)
+    b = sub.add_parser("batch", help="analyse a folder, zip or list of images into a CSV (resumable)")
+    b.add_argument("source", help="a folder (searched recursively), a .zip of images, or a .txt list of paths")
+    b.add_argument("--out", required=True, help="results CSV; files already in it are skipped (resume)")
+    b.add_argument("--detector", default=settings.DEFAULT_DETECTOR, choices=available_detectors())
+    b.add_argument("--threshold", type=float, default=None, help="detector score threshold (0-1)")
+    b.add_argument("--model", default=None, help="emotion model name in weights/ (default: the shipped one)")
+    b.add_argument("--engine", default="local", help="where the work runs (local: this process)")
+    b.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    b.set_defaults(func=cmd_batch)
     return parser
 
 

@@ -1,0 +1,315 @@
+"""EmoLens REST API: a thin Flask layer over `core`, importable as `core.api:app` (a stable contract).
+
+    flask --app core.api run                                    # development
+    gunicorn -w 2 -b 0.0.0.0:8000 --timeout 120 core.api:app    # production
+
+Everything the API knows comes from `core`: validation (`core.analysis.analyze_bytes`), zip safety
+(`core.archive`), per-file error handling (`core.batch.analyze_payload`) and the JSON keys
+(`ImageAnalysis.to_json`, the same as the CLI). Uploads stay in memory (never spooled to a temporary
+file), request bodies are capped, and every failure is a JSON body `{"error": code, "message": text}`
+with a fitting status; logs carry sizes, codes and timings, never image content or file names.
+"""
+from __future__ import annotations
+
+import io
+import logging
+import math
+import threading
+import time
+from collections import OrderedDict
+from typing import Any, BinaryIO
+
+import numpy as np
+import torch
+from flask import Flask, Request, Response, g, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+import core  # noqa: F401  (offline switches before any third-party import)
+from core import settings
+from core.analysis import ImageAnalysis
+from core.archive import ArchiveError, ArchiveLimits, SafeZip, is_zip
+from core.batch import analyze_payload
+from core.classifier import EmotionClassifier, ModelCard, list_models
+from core.detection import available_detectors, default_threshold, detector_description, make_detector
+from core.openapi import ERROR_STATUS, build_spec
+from core.pipeline import EmotionPipeline, FaceResult
+
+log = logging.getLogger("emolens.api")
+
+MAX_NAME_CHARS = 255
+
+
+class ApiError(Exception):
+    """A request-level failure: stable `code`, plain `message`, HTTP status from `ERROR_STATUS`."""
+
+    def __init__(self, code: str, message: str, status: int | None = None, file: str | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.file = code, message, file
+        self.status = status or ERROR_STATUS.get(code, 400)
+
+
+class InMemoryRequest(Request):
+    """Uploaded files stay in memory: werkzeug would spool any file over 500 KB to a temporary file."""
+
+    def _get_file_stream(self, total_content_length: int | None, content_type: str | None,
+                         filename: str | None = None, content_length: int | None = None) -> BinaryIO:
+        return io.BytesIO()
+
+
+# ---- models: loaded once per process, shared by every thread ----------------------------------------
+
+class _ServedPipeline:
+    """A pipeline plus a lock: native detector state (MediaPipe graphs, OpenCV cascades) is not re-entrant."""
+
+    def __init__(self, pipeline: EmotionPipeline) -> None:
+        self.pipeline = pipeline
+        self._lock = threading.Lock()
+
+    def analyze(self, image: np.ndarray, **options: Any) -> list[FaceResult]:
+        with self._lock:
+            return self.pipeline.analyze(image, **options)
+
+    def __getattr__(self, name: str) -> Any:  # detector, classifier, ... read through to the pipeline
+        return getattr(self.pipeline, name)
+
+
+_models_lock = threading.Lock()
+_classifier: EmotionClassifier | None = None
+_pipelines: "OrderedDict[tuple[str, float], _ServedPipeline]" = OrderedDict()
+
+
+def get_pipeline(detector: str, threshold: float) -> _ServedPipeline:
+    """The process-wide pipeline for (detector, threshold); the emotion model is loaded once and shared.
+
+    A bounded LRU (settings.API_MAX_CACHED_PIPELINES) so clients cycling through thresholds cannot
+    grow memory without limit.
+    """
+    global _classifier
+    key = (detector, threshold)
+    with _models_lock:
+        served = _pipelines.get(key)
+        if served is not None:
+            _pipelines.move_to_end(key)
+            return served
+        if _classifier is None:
+            if settings.API_TORCH_THREADS > 0:
+                torch.set_num_threads(settings.API_TORCH_THREADS)
+            try:
+                _classifier = EmotionClassifier.load()
+            except FileNotFoundError as exc:
+                log.error("emotion model unavailable: %s", exc)
+                raise ApiError("model_unavailable", "No emotion model is installed on this server.") from exc
+        served = _ServedPipeline(EmotionPipeline(make_detector(detector, threshold), _classifier))
+        _pipelines[key] = served
+        while len(_pipelines) > max(1, settings.API_MAX_CACHED_PIPELINES):
+            _pipelines.popitem(last=False)
+        return served
+
+
+def reset_models() -> None:
+    """Forget loaded models (tests; or after new weights were installed)."""
+    global _classifier
+    with _models_lock:
+        _classifier = None
+        _pipelines.clear()
+
+
+# ---- request parsing --------------------------------------------------------------------------------
+
+def _require_multipart() -> None:
+    if request.mimetype != "multipart/form-data":
+        raise ApiError("unsupported_media_type",
+                       "Send the image as multipart/form-data (for example: curl -F image=@photo.jpg ...).")
+
+
+def _options() -> tuple[str, float]:
+    """`detector` and `threshold` from the form (or the query string), checked against the registry."""
+    detector = (request.form.get("detector") or request.args.get("detector") or settings.DEFAULT_DETECTOR).strip()
+    if detector not in available_detectors():
+        raise ApiError("invalid_parameter", f"Unknown detector. Choose one of: {', '.join(available_detectors())}.")
+    raw = request.form.get("threshold", request.args.get("threshold", ""))
+    if raw.strip() == "":
+        return detector, round(default_threshold(detector), 2)
+    try:
+        threshold = float(raw)
+    except ValueError:
+        threshold = math.nan
+    if not (math.isfinite(threshold) and 0.0 <= threshold <= 1.0):
+        raise ApiError("invalid_parameter", "threshold must be a number between 0 and 1.")
+    return detector, round(threshold, 2)
+
+
+def _name(filename: str | None, default: str) -> str:
+    return (filename or default)[:MAX_NAME_CHARS]
+
+
+def _uploads(*fields: str) -> list[Any]:
+    files = [f for field in fields for f in request.files.getlist(field)]
+    if not files:
+        raise ApiError("missing_image", f"No image was sent. Attach it as the multipart file field "
+                                        f"'{fields[0]}'.")
+    return files
+
+
+def _archive_limits(images_left: int) -> ArchiveLimits:
+    return ArchiveLimits(max_members=images_left, max_entries=max(settings.API_MAX_BATCH_FILES * 4, 64),
+                         max_member_bytes=settings.MAX_UPLOAD_BYTES,
+                         max_total_bytes=min(settings.ARCHIVE_MAX_TOTAL_BYTES,
+                                             settings.API_MAX_BATCH_FILES * settings.MAX_UPLOAD_BYTES))
+
+
+def _archive_error(exc: ArchiveError, name: str) -> ApiError:
+    code = exc.code if exc.code in ERROR_STATUS else "invalid_archive"
+    return ApiError(code, exc.message, file=name)
+
+
+# ---- the app ----------------------------------------------------------------------------------------
+
+def create_app() -> Flask:
+    """Build the Flask app; `app` below is the one gunicorn and `flask --app core.api` serve."""
+    flask_app = Flask(__name__)
+    flask_app.request_class = InMemoryRequest
+    flask_app.config["MAX_CONTENT_LENGTH"] = settings.API_MAX_REQUEST_BYTES
+    flask_app.config["MAX_FORM_PARTS"] = settings.API_MAX_BATCH_FILES * 2 + 16
+    flask_app.json.sort_keys = False  # keep the CLI's key order
+
+    @flask_app.before_request
+    def _start_timer() -> None:
+        g.t0 = time.perf_counter()
+
+    @flask_app.after_request
+    def _log_request(response: Response) -> Response:
+        ms = (time.perf_counter() - g.get("t0", time.perf_counter())) * 1000
+        log.info("%s %s -> %d (%s bytes in, %.0f ms)", request.method, request.path, response.status_code,
+                 request.content_length if request.content_length is not None else "?", ms)
+        return response
+
+    @flask_app.errorhandler(ApiError)
+    def _api_error(exc: ApiError) -> tuple[Response, int]:
+        body: dict[str, Any] = {"error": exc.code, "message": exc.message}
+        if exc.file is not None:
+            body["file"] = exc.file
+        log.warning("%s %s rejected: %s", request.method, request.path, exc.code)
+        return jsonify(body), exc.status
+
+    @flask_app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> tuple[Response, int]:
+        status = exc.code or 500
+        if isinstance(exc, RequestEntityTooLarge) or status == 413:
+            return _api_error(ApiError(
+                "request_too_large",
+                f"The request is too large: the limit is {settings.API_MAX_REQUEST_BYTES / 2**20:.0f} MB and "
+                f"{settings.API_MAX_BATCH_FILES} images per request. Send fewer or smaller images.", 413))
+        code = {404: "not_found", 405: "method_not_allowed", 415: "unsupported_media_type"}.get(
+            status, "bad_request" if status < 500 else "internal_error")
+        message = {404: "There is no such endpoint; see /openapi.json.",
+                   405: "This endpoint does not accept that HTTP method; see /openapi.json."}.get(
+            status, "The request could not be understood." if status < 500 else "Internal server error.")
+        return _api_error(ApiError(code, message, status))
+
+    @flask_app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> tuple[Response, int]:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return jsonify({"error": "internal_error", "message": "Internal server error. Nothing was stored; "
+                                                              "please try again or report it."}), 500
+
+    @flask_app.get("/healthz")
+    def healthz() -> tuple[Response, int]:
+        installed = settings.DEFAULT_EMOTION_MODEL in list_models()
+        body = {"status": "ok" if installed else "unavailable", "model": settings.DEFAULT_EMOTION_MODEL,
+                "model_installed": installed, "model_loaded": _classifier is not None}
+        return jsonify(body), 200 if installed else 503
+
+    @flask_app.get("/v1/models")
+    def models() -> Response:
+        root = settings.weights_dir()
+        cards = [ModelCard.load(root / f"{name}.json").raw for name in list_models(root)]
+        return jsonify({
+            "default_model": settings.DEFAULT_EMOTION_MODEL,
+            "models": cards,
+            "detectors": [{"name": d, "description": detector_description(d), "default_threshold": default_threshold(d)}
+                          for d in available_detectors()],
+            "limits": {"max_request_bytes": settings.API_MAX_REQUEST_BYTES,
+                       "max_image_bytes": settings.MAX_UPLOAD_BYTES,
+                       "max_megapixels": settings.MAX_MEGAPIXELS,
+                       "max_batch_images": settings.API_MAX_BATCH_FILES},
+        })
+
+    @flask_app.get("/openapi.json")
+    def openapi() -> Response:
+        return jsonify(build_spec())
+
+    @flask_app.post("/v1/predict")
+    def predict() -> Response:
+        _require_multipart()
+        detector, threshold = _options()
+        files = _uploads("image")
+        if len(files) > 1:
+            raise ApiError("too_many_images", "Send one image to /v1/predict; use /v1/predict/batch for several.")
+        name = _name(files[0].filename, "image")
+        data = files[0].read()
+        analysis = analyze_payload(get_pipeline(detector, threshold), name, data)
+        if not analysis.ok:
+            raise ApiError(analysis.error_code or "invalid_image", analysis.error or "", file=name)
+        return jsonify(analysis.to_json())
+
+    @flask_app.post("/v1/predict/batch")
+    def predict_batch() -> Response:
+        _require_multipart()
+        detector, threshold = _options()
+        uploads = _uploads("images", "image")
+        # First pass: open every part (zips are checked, not unpacked) and count images against the limit.
+        parts: list[tuple[str, bytes | SafeZip]] = []
+        count = 0
+        try:
+            for n, f in enumerate(uploads, start=1):
+                name, data = _name(f.filename, f"image_{n}"), f.read()
+                if is_zip(data):
+                    try:
+                        archive = SafeZip(data, _archive_limits(max(settings.API_MAX_BATCH_FILES - count, 0)))
+                    except ArchiveError as exc:
+                        if exc.code == "too_many_files":
+                            raise _too_many() from exc
+                        raise _archive_error(exc, name) from exc
+                    parts.append((name, archive))
+                    count += len(archive)
+                else:
+                    parts.append((name, data))
+                    count += 1
+                if count > settings.API_MAX_BATCH_FILES:
+                    raise _too_many()
+            pipeline = get_pipeline(detector, threshold)
+            results: list[ImageAnalysis] = []
+            for name, part in parts:
+                if isinstance(part, SafeZip):
+                    for member, payload in part:
+                        results.append(_slim(analyze_payload(pipeline, member, payload)))
+                else:
+                    results.append(_slim(analyze_payload(pipeline, name, part)))
+        except ArchiveError as exc:  # e.g. a member that unpacks past its declared size
+            raise _archive_error(exc, "archive") from exc
+        finally:
+            for _, part in parts:
+                if isinstance(part, SafeZip):
+                    part.close()
+        ok = sum(r.ok for r in results)
+        return jsonify({"results": [r.to_json() for r in results],
+                        "summary": {"files": len(results), "ok": ok, "failed": len(results) - ok,
+                                    "faces": sum(len(r.faces) for r in results)}})
+
+    return flask_app
+
+
+def _too_many() -> ApiError:
+    return ApiError("too_many_files", f"Too many images in one request: the limit is "
+                                      f"{settings.API_MAX_BATCH_FILES}. Split them over several requests.")
+
+
+def _slim(analysis: ImageAnalysis) -> ImageAnalysis:
+    analysis.image = None  # the decoded pixels are not needed once faces are known; free them early
+    return analysis
+
+
+__all__ = ["ApiError", "app", "create_app", "get_pipeline", "reset_models"]
+
+app = create_app()
