@@ -89,18 +89,18 @@ for index, a in enumerate(analyses):
     if not a.faces:
         st.warning("No face was found. Try a lower detection threshold or another detector; faces should be "
                    "at least about 30 pixels tall and not heavily turned away.")
-        st.image(a.image, use_container_width=True)
+        st.image(a.image, width="stretch")
         continue
     annotated = render(a.image, a.faces, show_landmarks=show_landmarks)
     left, right = st.columns([3, 2])
-    left.image(annotated, caption=f"{len(a.faces)} face(s)", use_container_width=True)
+    left.image(annotated, caption=f"{len(a.faces)} face(s)", width="stretch")
     left.download_button("Download annotated image (PNG)", encode_png(annotated),
                          f"{a.file.rsplit('.', 1)[0]}_emolens.png", "image/png", key=f"png_{index}")
     with right:
         for i, face in enumerate(a.faces, start=1):
             st.markdown(f"**Face #{i}: {face.label}** — confidence {face.confidence:.0%} "
                         f"(detector score {face.score:.2f})")
-            st.plotly_chart(probability_bars(face), use_container_width=True, key=f"chart_{index}_{i}")
+            st.plotly_chart(probability_bars(face), width="stretch", key=f"chart_{index}_{i}")
 
 with st.expander("All faces as a table"):
-    st.dataframe(table, use_container_width=True, hide_index=True)
+    st.dataframe(table, width="stretch", hide_index=True)

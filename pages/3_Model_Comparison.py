@@ -4,13 +4,18 @@ Every number here is read from a JSON report in weights/reports/ written by an e
 """
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 
 import core  # noqa: F401
+from core.evaluate_set import evaluate_labelled
+from core.labelled import LabelledSetError, read_labelled
 from core.reports import classifier_reports, load_report
 from ui.metric_charts import confusion_figure, per_class_figure, per_class_table, reliability_figure
+from ui.resources import get_classifier, shipped_models
 
 st.set_page_config(page_title="Model Comparison · EmoLens", page_icon="📊", layout="wide")
 st.title("Model Comparison")
@@ -31,20 +36,20 @@ else:
             "ECE": r["ece"], "ms per face (CPU, batch 1)": r.get("ms_per_face")} for label, r in selected.items()])
         st.dataframe(summary.style.format({"accuracy": "{:.1%}", "macro-F1": "{:.3f}", "ECE": "{:.3f}",
                                            "ms per face (CPU, batch 1)": "{:.2f}"}),
-                     hide_index=True, use_container_width=True)
+                     hide_index=True, width="stretch")
         normalize = st.toggle("Row-normalised confusion matrix (recall per true class)", value=True)
         cols = st.columns(len(selected))
         for col, (label, rep) in zip(cols, selected.items()):
-            col.plotly_chart(confusion_figure(rep, normalize, label), use_container_width=True)
+            col.plotly_chart(confusion_figure(rep, normalize, label), width="stretch")
             col.dataframe(per_class_table(rep).style.format({"precision": "{:.3f}", "recall": "{:.3f}",
                                                              "f1": "{:.3f}"}),
-                          hide_index=True, use_container_width=True)
+                          hide_index=True, width="stretch")
         st.subheader("F1 per emotion")
-        st.plotly_chart(per_class_figure(selected), use_container_width=True)
+        st.plotly_chart(per_class_figure(selected), width="stretch")
         st.subheader("Reliability diagram")
         st.caption("A calibrated model's 70%-confident answers are right 70% of the time (the diagonal). "
                    "ECE is the average gap, weighted by how many faces fall in each bin.")
-        st.plotly_chart(reliability_figure(selected), use_container_width=True)
+        st.plotly_chart(reliability_figure(selected), width="stretch")
         with st.expander("Where these numbers come from"):
             for label, rep in selected.items():
                 st.markdown(f"**{label}**: `{rep.get('command', 'unknown command')}` at commit "
@@ -58,12 +63,12 @@ if experiments is None:
 else:
     table = pd.DataFrame(experiments["runs"])
     st.caption(experiments.get("recipe_note", ""))
-    st.dataframe(table, hide_index=True, use_container_width=True)
+    st.dataframe(table, hide_index=True, width="stretch")
     fig = px.scatter(table, x="ms_per_face", y="public_test_accuracy", text="architecture",
                      size="params_m", labels={"ms_per_face": "ms per face (CPU, batch 1)",
                                               "public_test_accuracy": "PublicTest accuracy"})
     fig.update_traces(textposition="top center")
-    st.plotly_chart(fig, use_container_width=True)
+    st.plotly_chart(fig, width="stretch")
 
 st.header("Face detectors")
 detection = load_report("detection")
@@ -73,10 +78,60 @@ if detection is None:
 else:
     det = pd.DataFrame([{"detector": name, **{k: v for k, v in m.items() if not isinstance(v, (list, dict))}}
                         for name, m in detection["detectors"].items()])
-    st.dataframe(det, hide_index=True, use_container_width=True)
+    st.dataframe(det, hide_index=True, width="stretch")
     curves = [(name, m["pr_curve"]) for name, m in detection["detectors"].items() if m.get("pr_curve")]
     if curves:
         pr = pd.concat([pd.DataFrame({"recall": c["recall"], "precision": c["precision"], "detector": name})
                         for name, c in curves])
         st.plotly_chart(px.line(pr, x="recall", y="precision", color="detector", range_x=[0, 1], range_y=[0, 1]),
-                        use_container_width=True)
+                        width="stretch")
+
+st.header("Evaluate on your own data")
+st.markdown(
+    "Upload a **zip** of labelled faces, in either layout:\n"
+    "- class folders: `happy/img1.jpg`, `sad/img2.png`, … (each image is one face crop), or\n"
+    "- images plus a `labels.csv` with columns `file, emotion` and optionally the face box `x1, y1, x2, y2` "
+    "(the Annotate page exports exactly this).\n\n"
+    "The faces are analysed in memory; nothing is stored. Results stay in this tab until you close it."
+)
+models = shipped_models()
+if not models:
+    st.warning("No emotion model is installed in the weights folder, so your data cannot be evaluated.")
+    st.stop()
+own_model = st.selectbox("Model to evaluate", models, key="own_model") if len(models) > 1 else models[0]
+archive = st.file_uploader("Labelled zip", type=None, key="own_zip")
+if archive is not None:
+    key = (archive.file_id, own_model)
+    if st.session_state.get("own_eval_key") != key:
+        try:
+            labelled = read_labelled(archive.getvalue())
+            bar = st.progress(0.0, text="Evaluating…")
+            result = evaluate_labelled(get_classifier(own_model), labelled,
+                                       progress=lambda f: bar.progress(f, text=f"Evaluating… {f:.0%}"))
+            bar.empty()
+            st.session_state["own_eval"], st.session_state["own_eval_key"] = result, key
+        except (LabelledSetError, ValueError) as exc:
+            st.session_state.pop("own_eval", None)
+            st.session_state["own_eval_key"] = None
+            st.error(getattr(exc, "message", str(exc)))
+    result = st.session_state.get("own_eval") if st.session_state.get("own_eval_key") == key else None
+    if result is not None:
+        rep = result.report
+        c1, c2, c3 = st.columns(3)
+        c1.metric("Faces", rep["n"])
+        c2.metric("Accuracy", f"{rep['accuracy']:.1%}")
+        c3.metric("Macro-F1", f"{rep['macro_f1']:.3f}")
+        for note in result.skipped[:10]:
+            st.caption(f"Skipped: {note}")
+        left, right = st.columns(2)
+        left.plotly_chart(confusion_figure(rep, True, "Your data (row-normalised)"), width="stretch")
+        right.dataframe(per_class_table(rep), hide_index=True, width="stretch")
+        st.download_button("Download these metrics (JSON)", json.dumps(rep, indent=2),
+                           "emolens_evaluation.json", "application/json")
+        if result.misclassified:
+            st.subheader("Misclassified faces (most confident mistakes first)")
+            shown = result.misclassified[:24]
+            cols = st.columns(6)
+            for i, m in enumerate(shown):
+                cols[i % 6].image(m.crop, caption=f"true {m.true} · said {m.predicted} {m.confidence:.0%}",
+                                  width="stretch")

@@ -121,6 +121,10 @@ def train(cfg: dict[str, Any], data: Path, out_dir: Path, device: str, config_pa
 
     model = timm.create_model(cfg["architecture"], pretrained=False, num_classes=len(EMOTIONS),
                               in_chans=cfg["in_chans"], **cfg.get("model_kwargs", {})).to(device)
+    if cfg.get("init_from"):  # continue from earlier weights (e.g. a second, low-lr phase)
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(cfg["init_from"]))
     model = model.to(memory_format=torch.channels_last)
     ema = ModelEmaV3(model, decay=cfg["ema"]) if cfg.get("ema") else None
     opt = build_optimizer(model, cfg)

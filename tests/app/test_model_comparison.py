@@ -41,3 +41,92 @@ def test_numbers_come_from_the_report(tmp_path, monkeypatch):
     summary = at.dataframe[0].value
     assert summary.loc[0, "accuracy"] == 70 / 75 and summary.loc[0, "faces"] == 75
     assert "No architecture experiments report" in "".join(i.value for i in at.info)
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def _own_data_page(shipped_weights) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=180).run()
+    assert not at.exception
+    return at
+
+
+def _upload(at: AppTest, data: bytes, name: str = "set.zip") -> AppTest:
+    at.file_uploader(key="own_zip").set_value((name, data, "application/zip")).run()
+    assert not at.exception
+    return at
+
+
+def test_evaluate_own_zip_gives_the_expected_metrics(shipped_weights, astronaut):
+    """The page's accuracy equals an independent computation on the same crops."""
+    import numpy as np
+
+    from core.classifier import EmotionClassifier
+    from core.pipeline import crop_face
+    from tests.conftest import encode
+
+    face = crop_face(astronaut, (174, 68, 278, 172), 0.2)
+    rng = np.random.default_rng(0)
+    members, truth = {}, []
+    for i in range(14):
+        variant = np.clip(face.astype(int) + rng.integers(-40, 40), 0, 255).astype(np.uint8)
+        if i % 2:
+            variant = variant[:, ::-1]
+        emotion = ["happy", "neutral", "sad", "surprise"][i % 4]
+        members[f"{emotion}/face_{i}.png"] = encode(np.ascontiguousarray(variant))
+        truth.append((emotion, np.ascontiguousarray(variant)))
+    clf = EmotionClassifier.load()
+    probs = clf.predict([img for _, img in truth])
+    expected = np.mean([clf.classes[int(p.argmax())] == e for p, (e, _) in zip(probs, truth)])
+    at = _upload(_own_data_page(shipped_weights), _zip(members))
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Faces"] == "14"
+    assert metrics["Accuracy"] == f"{expected:.1%}"
+    assert not at.error
+
+
+BAD_ZIPS = {
+    "not_a_zip": (b"this is plain text", "zip"),
+    "unknown_class": (None, "joyful"),
+    "non_image": (None, "notes"),
+    "traversal": (None, ".."),
+    "wrong_layout": (None, "labels.csv"),
+}
+
+
+def _bad_zip(kind: str) -> bytes:
+    from tests.conftest import encode
+    import numpy as np
+
+    img = encode(np.zeros((48, 48, 3), np.uint8))
+    if kind == "unknown_class":
+        return _zip({"joyful/a.png": img, "happy/b.png": img})
+    if kind == "non_image":
+        return _zip({"happy/a.png": img, "happy/notes.png": b"just some text"})
+    if kind == "traversal":
+        return _zip({"../../etc/happy/a.png": img})
+    if kind == "wrong_layout":
+        return _zip({"a.png": img, "b.png": img})
+    return BAD_ZIPS[kind][0]
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("kind", list(BAD_ZIPS))
+def test_bad_zips_get_plain_messages(kind, shipped_weights):
+    at = _upload(_own_data_page(shipped_weights), _bad_zip(kind))
+    assert len(at.error) == 1, kind
+    message = at.error[0].value
+    assert BAD_ZIPS[kind][1].lower() in message.lower(), message
+    assert "Traceback" not in message
+    assert not [m for m in at.metric if m.label == "Accuracy"]
