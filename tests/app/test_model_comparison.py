@@ -99,7 +99,7 @@ BAD_ZIPS = {
     "unknown_class": (None, "joyful"),
     "non_image": (None, "notes"),
     "traversal": (None, ".."),
-    "wrong_layout": (None, "labels.csv"),
+    "wrong_layout": (None, "emotion folder"),
 }
 
 

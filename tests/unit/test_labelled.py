@@ -1,0 +1,159 @@
+"""The labelled-set reader/writer on generated sets: round trips, layouts, and every bad-input message."""
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.labelled import (LabelledFace, LabelledSet, LabelledSetError, labelled_summary, read_labelled,
+                           write_labels_zip)
+from tests.conftest import encode
+
+IMG = encode(np.full((100, 120, 3), 90, np.uint8))  # 120 wide, 100 tall
+
+
+def make_zip(files: dict[str, bytes | str]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def sample_set() -> LabelledSet:
+    return LabelledSet(
+        images={"a.png": IMG, "b.png": IMG, "empty.png": IMG},
+        faces=[LabelledFace("a.png", (10, 10, 50, 50.5), "happy", True, "sad", 0.41, {"group": "x", "subject": "s1"}),
+               LabelledFace("a.png", (60, 10, 100, 50), None, False, "angry", 0.3, {"group": "", "subject": "s1"}),
+               LabelledFace("b.png", None, "not_a_face", True, "fear", 0.2, {"group": "y", "subject": "s2"})],
+        extra_columns=["group", "subject"])
+
+
+def problems(data) -> str:
+    with pytest.raises(LabelledSetError) as info:
+        read_labelled(data)
+    assert isinstance(info.value, ValueError)
+    assert "Traceback" not in info.value.message
+    return info.value.message
+
+
+def test_round_trip_keeps_everything():
+    original = sample_set()
+    again = read_labelled(write_labels_zip(original))
+    assert again.faces == original.faces
+    assert again.extra_columns == ["group", "subject"]
+    assert set(again.images) == {"a.png", "b.png", "empty.png"}  # an image with no rows stays in the set
+    assert [f.emotion for f in again.labelled_faces()] == ["happy"]  # unreviewed and not-a-face are left out
+    assert again.classes() == ["happy"]
+    assert labelled_summary(again) == {"images": 3, "rows": 3, "reviewed": 2, "not_a_face": 1,
+                                       "per_class": {"happy": 1}}
+
+
+def test_csv_header_and_values():
+    csv = sample_set().to_csv().decode().splitlines()
+    assert csv[0] == "file,x1,y1,x2,y2,emotion,reviewed,predicted,confidence,group,subject"
+    assert csv[1] == "a.png,10,10,50,50.5,happy,1,sad,0.4100,x,s1"
+    assert csv[3] == "b.png,,,,,not_a_face,1,fear,0.2000,y,s2"
+
+
+def test_reads_a_folder_and_a_labels_csv_path(tmp_path):
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "imgs" / "a.png").write_bytes(IMG)
+    (tmp_path / "labels.csv").write_text("File,Emotion,Group\nimgs/a.png,Happiness,g1\n")
+    for source in (tmp_path, tmp_path / "labels.csv"):
+        ls = read_labelled(source)
+        assert [(f.file, f.box, f.emotion, f.reviewed, f.extra) for f in ls.faces] == \
+            [("imgs/a.png", None, "happy", True, {"group": "g1"})]  # no reviewed column: hand labels count
+
+
+def test_labels_inside_one_top_folder_and_macos_clutter():
+    data = make_zip({"my set/labels.csv": "file,x1,y1,x2,y2,emotion\na.png,1,1,30,30,sad\n",
+                     "my set/a.png": IMG, "__MACOSX/my set/._a.png": b"junk", "my set/.DS_Store": b"x"})
+    assert [f.file for f in read_labelled(data).faces] == ["a.png"]
+
+
+def test_semicolon_csv_with_bom_from_a_spreadsheet():
+    data = make_zip({"labels.csv": "\ufefffile;x1;y1;x2;y2;emotion\na.png;1;1;30;30;Angry\n".encode("utf-8"),
+                     "a.png": IMG})
+    assert read_labelled(data).faces[0].emotion == "angry"
+
+
+def test_class_folders_zip_and_directory(tmp_path):
+    data = make_zip({"set/happy/1.png": IMG, "set/sad/2.png": IMG, "set/README.txt": "about"})
+    ls = read_labelled(data)
+    assert [(f.file, f.emotion, f.box) for f in ls.faces] == [("set/happy/1.png", "happy", None),
+                                                               ("set/sad/2.png", "sad", None)]
+    for name in ("surprise/x.png", "Fear/y.png"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(IMG)
+    assert sorted(f.emotion for f in read_labelled(tmp_path).faces) == ["fear", "surprise"]
+
+
+def test_other_class_vocabulary():
+    data = make_zip({"contempt/1.png": IMG, "happy/2.png": IMG})
+    assert "contempt" in problems(data)
+    assert read_labelled(data, classes=["happy", "contempt"]).classes() == ["happy", "contempt"]
+
+
+def test_every_problem_is_named_by_line():
+    csv = ("file,x1,y1,x2,y2,emotion,reviewed\n"
+           "missing.png,1,1,20,20,happy,1\n"      # line 2: image not in the zip
+           "a.png,0,0,500,50,happy,1\n"           # line 3: box outside the 120x100 image
+           "a.png,1,1,20,20,joyful,1\n"           # line 4: unknown emotion
+           "a.png,1,1,20,20,happy,1\n"            # line 5: fine
+           "a.png,1,1,20,20,sad,1\n"              # line 6: duplicate of line 5
+           "a.png,30,30,10,40,happy,1\n"          # line 7: x2 < x1
+           "a.png,1,1,,20,happy,1\n"              # line 8: incomplete box
+           "a.png,5,5,25,25,happy,maybe\n"        # line 9: bad reviewed flag
+           "anim.gif,1,1,5,5,happy,1\n")          # line 10: not a supported image
+    msg = problems(make_zip({"labels.csv": csv, "a.png": IMG, "anim.gif": b"GIF89a fake"}))
+    assert "8 problems" in msg
+    for expected in ("line 2: image 'missing.png' is not in the set",
+                     "line 3 ('a.png'): the box (0, 0, 500, 50) is outside the 120×100 image",
+                     "line 4: unknown emotion 'joyful'", "line 6: duplicate of line 5",
+                     "line 7 ('a.png'): the box (30, 30, 10, 40) needs x2 > x1",
+                     "line 8 ('a.png'): fill all four", "line 9: reviewed must be 1 or 0",
+                     "line 10: 'anim.gif' is not an image we can read"):
+        assert expected in msg, expected
+
+
+def test_whole_file_problems():
+    assert "not a zip archive" in problems(b"just some text")
+    assert "not a zip archive" in problems(IMG)
+    assert "no column emotion" in problems(make_zip({"labels.csv": "file,label\na.png,happy\n", "a.png": IMG}))
+    assert "not inside an emotion folder" in problems(make_zip({"a.png": IMG}))
+    assert "folder 'holiday' is not an emotion" in problems(make_zip({"holiday/a.png": IMG}))
+    assert "No labels.csv and no images" in problems(make_zip({"readme.txt": "hi"}))
+    assert "damaged" in problems(make_zip({"labels.csv": "x"})[:-30])
+    assert "outside the archive" in problems(make_zip({"../evil/labels.csv": "file,emotion\n"}))
+
+
+def test_box_on_the_edge_is_clipped_not_refused():
+    data = make_zip({"labels.csv": "file,x1,y1,x2,y2,emotion\na.png,-0.4,0,120.4,100,happy\n", "a.png": IMG})
+    assert read_labelled(data).faces[0].box == (0.0, 0.0, 120.0, 100.0)
+
+
+def test_exif_rotated_image_uses_oriented_size():
+    img = Image.new("RGB", (120, 60))
+    exif = img.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees: the oriented image is 60 wide, 120 tall
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", exif=exif)
+    data = make_zip({"labels.csv": "file,x1,y1,x2,y2,emotion\nr.jpg,0,0,50,110,happy\n", "r.jpg": buf.getvalue()})
+    assert read_labelled(data).faces[0].box == (0.0, 0.0, 50.0, 110.0)
+
+
+def test_crops_use_the_serving_crop():
+    ls = read_labelled(write_labels_zip(sample_set()))
+    crops = ls.crops(ls.faces, margin=0.2)
+    assert crops[0].shape == (57, 57, 3)  # 40.5 px box side grown by 20% per side (x1.4), rounded
+    assert crops[2].shape == (100, 120, 3)  # no box: the image is the crop
+
+
+def test_writer_refuses_unsafe_names():
+    bad = LabelledSet(images={"../x.png": IMG}, faces=[])
+    with pytest.raises(LabelledSetError):
+        write_labels_zip(bad)
