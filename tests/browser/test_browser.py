@@ -46,7 +46,11 @@ def app_url():
         pytest.fail("the Streamlit server did not start within 90 s")
     yield url
     proc.terminate()
-    proc.wait(timeout=20)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:  # a loaded machine may be slow to shut down: do not leave it running
+        proc.kill()
+        proc.wait(timeout=20)
 
 
 @pytest.fixture(scope="module")
