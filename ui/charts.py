@@ -16,7 +16,9 @@ def probability_bars(face: FaceResult, title: str = "") -> go.Figure:
     fig = go.Figure(go.Bar(x=values, y=names, orientation="h", marker_color=colors,
                            text=[f"{v:.0%}" for v in values], textposition="outside",
                            hovertemplate="%{y}: %{x:.1%}<extra></extra>"))
-    fig.update_layout(title=title or None, height=260, margin=dict(l=10, r=30, t=30 if title else 10, b=10),
+    if title:
+        fig.update_layout(title_text=title)
+    fig.update_layout(height=260, margin=dict(l=10, r=30, t=30 if title else 10, b=10),
                       xaxis=dict(range=[0, 1.1], tickformat=".0%", title="probability"),
                       yaxis=dict(autorange="reversed"), showlegend=False)
     return fig
