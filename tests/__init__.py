@@ -1,0 +1,1 @@
+"""EmoLens tests: tests."""
