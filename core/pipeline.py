@@ -22,6 +22,7 @@ class FaceResult:
     probs: np.ndarray
     classes: tuple[str, ...] = EMOTIONS
     landmarks: np.ndarray | None = field(default=None, repr=False)
+    aligned: bool = False  # True when the crop was aligned from landmarks (analyze(..., align=True))
 
     @property
     def label(self) -> str:
@@ -69,6 +70,23 @@ def crop_face(image: np.ndarray, box: Box, margin: float) -> np.ndarray:
     return np.ascontiguousarray(image[top:top + size, left:left + size])
 
 
+def face_crop(image: np.ndarray, box: Box, margin: float, points: np.ndarray | None = None,
+              source: str | None = None) -> tuple[np.ndarray, bool]:
+    """The classifier's input for one face: aligned from `points` when given and usable, else `crop_face`.
+
+    Returns (crop, aligned). Alignment (eyes level, fixed eye distance) targets FER-2013's framing, the
+    same framing `crop_face`'s margin aims at, so both paths feed the classifier FER-like faces. `source`
+    names the landmarker the points came from, which picks its measured template.
+    """
+    if points is not None:
+        from core.landmarks.align import align_face, template_for
+
+        aligned = align_face(image, points, template=template_for(source))
+        if aligned is not None:
+            return aligned, True
+    return crop_face(image, box, margin), False
+
+
 class EmotionPipeline:
     """Detector + (optional) landmarker + emotion classifier, joined the one way the product uses."""
 
@@ -83,19 +101,27 @@ class EmotionPipeline:
                model: str | None = None) -> "EmotionPipeline":
         return cls(make_detector(detector or settings.DEFAULT_DETECTOR, threshold), EmotionClassifier.load(model))
 
-    def analyze(self, image: np.ndarray, landmarks: bool = False) -> list[FaceResult]:
-        """Detect every face in an RGB uint8 image and classify all of them in one batch."""
+    def analyze(self, image: np.ndarray, landmarks: bool = False, align: bool = False) -> list[FaceResult]:
+        """Detect every face in an RGB uint8 image and classify all of them in one batch.
+
+        `align=True` levels the eyes and fixes their distance before classifying, using the landmarker's
+        points (or the detector's eye keypoints when no landmarker is set); a face without usable points
+        falls back to the plain crop.
+        """
         detections = self.detector.detect(image)
         if not detections:
             return []
         margin = self.classifier.card.crop_margin
-        crops = [crop_face(image, d.box, margin) for d in detections]
-        probs = self.classifier.predict(crops)
         points: list[np.ndarray | None] = [None] * len(detections)
-        if landmarks:
+        if landmarks or align:
             points = [self._landmarks(image, d) for d in detections]
-        return [FaceResult(box=d.box, score=d.score, probs=p, classes=self.classifier.classes, landmarks=pt)
-                for d, p, pt in zip(detections, probs, points)]
+        source = getattr(self.landmarker, "name", None)
+        prepared = [face_crop(image, d.box, margin, pt if align else None, source)
+                    for d, pt in zip(detections, points)]
+        probs = self.classifier.predict([c for c, _ in prepared])
+        return [FaceResult(box=d.box, score=d.score, probs=p, classes=self.classifier.classes,
+                           landmarks=pt if landmarks else None, aligned=a)
+                for d, p, pt, (_, a) in zip(detections, probs, points, prepared)]
 
     def _landmarks(self, image: np.ndarray, detection: Any) -> np.ndarray | None:
         if self.landmarker is not None:
