@@ -17,11 +17,19 @@ st.markdown(
 
 st.subheader("How to use it")
 st.markdown(
-    "1. Open **Upload and Predict** in the sidebar.\n"
-    "2. Drop one or more photos (JPEG, PNG, WebP, BMP or TIFF, up to 10 MB and 40 megapixels each).\n"
-    "3. Pick a face detector and its threshold if the defaults miss faces or find false ones.\n"
-    "4. Read each face's label and the full probability chart; download the results as CSV or JSON, "
-    "and the annotated image as PNG."
+    "1. Open **Upload and Predict** in the sidebar and drop one or more photos (JPEG, PNG, WebP, BMP or TIFF, "
+    "up to 10 MB and 40 megapixels each). Pick a face detector and its threshold if the defaults miss faces "
+    "or find false ones; download the results as CSV or JSON and the annotated image as PNG.\n"
+    "2. **Annotate**: the model pre-labels every face, you confirm or correct it (least confident first), "
+    "export the labelled set, and fine-tune a model on it.\n"
+    "3. **Model Comparison**: confusion matrices, per-class metrics, calibration, the architecture and "
+    "detector experiments, and evaluation on your own labelled zip.\n"
+    "4. **Landmark Analysis**: 68-point landmarks from MediaPipe and dlib, and how well each matches "
+    "hand-labelled points.\n"
+    "5. **Fairness Audit**: accuracy and per-emotion recall by group, with confidence intervals.\n"
+    "6. **Live Webcam**: real-time analysis of your camera or of a video file, with a timeline.\n"
+    "7. **Batch Results**: explore the output of `python -m core batch` over large image and video "
+    "collections."
 )
 
 st.subheader("The emotion model")

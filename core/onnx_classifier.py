@@ -1,0 +1,143 @@
+"""Optional ONNX Runtime backend for the emotion classifier, used only where it measures faster.
+
+The graph is exported from the loaded torch model at first use, into memory (no extra file is shipped or
+written), so both backends always carry the same weights. `fastest_classifier` checks that the two agree
+and times both on this machine; the faster one serves the live pipeline. Without `onnxruntime` (and `onnx`,
+which torch's exporter needs) the torch model is used unchanged.
+"""
+from __future__ import annotations
+
+import importlib.util
+import io
+import statistics
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from core.classifier import EmotionClassifier
+from core.preprocess import normalize_batch
+
+BACKENDS = ("auto", "torch", "onnxruntime")
+
+
+@dataclass
+class BackendChoice:
+    """Which backend serves the classifier, and the measurement that chose it (ms per one-face batch)."""
+
+    backend: str
+    torch_ms: float | None = None
+    onnx_ms: float | None = None
+    max_abs_diff: float | None = None  # largest logit difference between the two on the timing batch
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def onnx_available() -> bool:
+    """True when both ONNX Runtime and the `onnx` package (torch's exporter needs it) are installed."""
+    return all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "onnx"))
+
+
+def export_onnx(classifier: EmotionClassifier) -> bytes:
+    """The classifier's network as an ONNX graph (bytes, in memory), batch size left dynamic."""
+    import torch
+
+    card = classifier.card
+    example = torch.zeros(1, card.in_chans, card.input_size, card.input_size)
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore")  # the TorchScript exporter announces its own deprecation
+        torch.onnx.export(classifier.model.eval(), example, buf, input_names=["faces"], output_names=["logits"],
+                          dynamic_axes={"faces": {0: "n"}, "logits": {0: "n"}}, opset_version=17, dynamo=False)
+    return buf.getvalue()
+
+
+class OnnxEmotionClassifier(EmotionClassifier):
+    """`EmotionClassifier` whose logits come from ONNX Runtime; preprocessing, flip-TTA and calibration
+    are inherited, so outputs match the torch model to float precision."""
+
+    backend = "onnxruntime"
+
+    def __init__(self, base: EmotionClassifier, threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        super().__init__(base.model, base.card, base.batch_size)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads  # 1: the other core decodes/encodes video and runs the detector
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        self._session = ort.InferenceSession(export_onnx(base), opts, providers=["CPUExecutionProvider"])
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        return self._session.run(None, {"faces": x})[0]
+
+    def logits(self, crops: Sequence[np.ndarray], tta_flip: bool | None = None) -> np.ndarray:
+        if len(crops) == 0:
+            return np.zeros((0, len(self.classes)), dtype=np.float32)
+        flip = self.card.tta_flip if tta_flip is None else tta_flip
+        faces = self.prepare(crops)
+        out = []
+        for i in range(0, len(faces), self.batch_size):
+            x = normalize_batch(faces[i:i + self.batch_size], self.card.mean, self.card.std).numpy()
+            z = self._run(x)
+            if flip:
+                z = 0.5 * (z + self._run(np.ascontiguousarray(x[:, :, :, ::-1])))
+            out.append(z.astype(np.float32))
+        return np.concatenate(out)
+
+
+def _times_ms(fn: Any, crops: list[np.ndarray], repeats: int) -> list[float]:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn(crops)
+        times.append((time.perf_counter() - t0) * 1000)
+    return times
+
+
+def fastest_classifier(base: EmotionClassifier, backend: str = "auto", threads: int = 1,
+                       repeats: int = 30, budget_s: float = 3.0) -> tuple[EmotionClassifier, BackendChoice]:
+    """Pick the classifier backend for real-time use.
+
+    "auto" exports to ONNX, checks the logits agree (1e-3), then times both backends interleaved on a
+    one-face batch (the live case; `repeats` runs each, at least 5, within about `budget_s`) and keeps
+    the faster by median. "torch"/"onnxruntime" force one.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"Unknown classifier backend {backend!r}. Choose one of: {', '.join(BACKENDS)}.")
+    if backend == "torch":
+        return base, BackendChoice("torch", note="forced")
+    if not onnx_available():
+        if backend == "onnxruntime":
+            raise RuntimeError("onnxruntime and onnx are not installed (pip install -r requirements.txt).")
+        return base, BackendChoice("torch", note="onnxruntime or onnx not installed")
+    try:
+        onnx_clf = OnnxEmotionClassifier(base, threads=threads)
+    except Exception as exc:  # an architecture the exporter cannot handle: keep torch, say why
+        if backend == "onnxruntime":
+            raise
+        return base, BackendChoice("torch", note=f"ONNX export failed: {type(exc).__name__}: {exc}")
+    rng = np.random.default_rng(0)
+    crops = [rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)]
+    diff = float(np.abs(onnx_clf.logits(crops) - base.logits(crops)).max())
+    if diff > 1e-3:
+        if backend == "onnxruntime":
+            raise RuntimeError(f"ONNX Runtime logits differ from torch by {diff:.2g}")
+        return base, BackendChoice("torch", max_abs_diff=diff, note="ONNX output differs; torch kept")
+    torch_t: list[float] = []
+    onnx_t: list[float] = []
+    for _ in range(3):  # warm-up both, then interleave so a busy machine slows both alike
+        base.predict(crops), onnx_clf.predict(crops)
+    deadline = time.perf_counter() + budget_s  # a slow backend on a busy machine must not stall start-up
+    while len(torch_t) < repeats and (len(torch_t) < 5 or time.perf_counter() < deadline):
+        torch_t += _times_ms(base.predict, crops, 1)
+        onnx_t += _times_ms(onnx_clf.predict, crops, 1)
+    torch_ms, onnx_ms = statistics.median(torch_t), statistics.median(onnx_t)
+    choice = BackendChoice("onnxruntime" if backend == "onnxruntime" or onnx_ms < torch_ms else "torch",
+                           round(torch_ms, 3), round(onnx_ms, 3), diff,
+                           "forced" if backend == "onnxruntime" else "faster by median of interleaved runs")
+    return (onnx_clf if choice.backend == "onnxruntime" else base), choice

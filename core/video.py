@@ -1,0 +1,551 @@
+"""Emotions in moving pictures: a live frame-by-frame pipeline and whole video files.
+
+Live (`LiveAnalyzer`): the detector runs every k frames on a downscaled copy; between detections each face's
+box follows Lucas-Kanade optical flow, and detections are joined to tracks by IoU (Hungarian matching).
+All faces of a frame are classified in one batch, and each track's probabilities are smoothed with an
+exponential moving average whose time constant is in seconds (frame rate independent), so labels do not
+flicker. Every stage is timed. The WebRTC callback processes only the newest frame and drops stale ones
+instead of queueing them, so latency stays bounded when the CPU is busy.
+
+Files (`analyze_video`): uploads are decoded by OpenCV straight from memory (its FFmpeg backend reads a
+file-like object), so no temporary file is written; one row per face and analysed frame comes out.
+
+No frame is stored anywhere: only boxes, probabilities and timings are kept.
+"""
+from __future__ import annotations
+
+import io
+import math
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Callable, ClassVar, Sequence
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from core import settings
+from core.classifier import EmotionClassifier
+from core.detection import Box, Detection, FaceDetector
+from core.pipeline import FaceResult, crop_face
+from core.render import render
+
+
+@dataclass
+class StageTimings:
+    """Milliseconds spent per stage on one frame (0 where a stage did not run on that frame)."""
+
+    convert_in: float = 0.0   # WebRTC frame (YUV) -> RGB array
+    detect: float = 0.0       # downscale + detector; only on detection frames
+    track: float = 0.0        # optical flow between frames + IoU association
+    classify: float = 0.0     # crops + one batched forward pass for all faces
+    landmarks: float = 0.0    # optional landmarker
+    render: float = 0.0       # boxes, labels, readout
+    convert_out: float = 0.0  # RGB array -> WebRTC frame
+    total: float = 0.0
+
+    STAGES: ClassVar[tuple[str, ...]] = ("convert_in", "detect", "track", "classify", "landmarks", "render",
+                                         "convert_out")
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+@dataclass
+class LiveConfig:
+    """Speed/stability knobs of the live pipeline (defaults from core.settings)."""
+
+    detect_every: int = settings.LIVE_DETECT_EVERY
+    detect_max_side: int = settings.LIVE_DETECT_MAX_SIDE  # 0: detect at full size
+    classify_every: int = settings.LIVE_CLASSIFY_EVERY    # re-classify tracked faces every n frames
+    smoothing_s: float = settings.LIVE_SMOOTHING_S        # EMA time constant; 0: no smoothing
+    iou_match: float = settings.LIVE_TRACK_IOU
+    max_misses: int = settings.LIVE_TRACK_MAX_MISSES
+    landmarks: bool = False                               # draw landmarks (detector keypoints or landmarker)
+    readout: bool = True                                  # FPS/latency text in the frame corner
+    history_s: float = settings.LIVE_HISTORY_S
+
+
+@dataclass
+class LiveFace:
+    """One tracked face on one frame: smoothed and raw probabilities in the classifier's class order."""
+
+    track_id: int
+    box: Box
+    score: float
+    probs: np.ndarray
+    raw_probs: np.ndarray
+    classes: tuple[str, ...]
+    landmarks: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def label(self) -> str:
+        return self.classes[int(np.argmax(self.probs))]
+
+    @property
+    def confidence(self) -> float:
+        return float(np.max(self.probs))
+
+    def to_face_result(self) -> FaceResult:
+        return FaceResult(box=self.box, score=self.score, probs=self.probs, classes=self.classes,
+                          landmarks=self.landmarks)
+
+
+@dataclass
+class LiveFrame:
+    """What the pipeline made of one frame."""
+
+    index: int
+    time_s: float
+    detected: bool
+    faces: list[LiveFace]
+    timings: StageTimings
+
+
+@dataclass
+class LiveStats:
+    """A consistent snapshot for the page: rates, mean stage latencies over the last frames, recent shares."""
+
+    frames: int
+    dropped: int
+    fps: float
+    timings_ms: dict[str, float]
+    faces: list[LiveFace]
+    history: pd.DataFrame  # columns: time_s (seconds before now, <= 0), emotion, share
+
+
+@dataclass
+class _Track:
+    track_id: int
+    box: np.ndarray  # (4,) float, full-frame pixels
+    score: float
+    keypoints: np.ndarray | None
+    probs: np.ndarray | None = None
+    raw: np.ndarray | None = None
+    last_t: float = 0.0
+    misses: int = 0
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU between every box of `a` (N,4) and of `b` (M,4), as (N,M)."""
+    a, b = np.asarray(a, float).reshape(-1, 4), np.asarray(b, float).reshape(-1, 4)
+    ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    inter = ix * iy
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+class IoUTracker:
+    """Keeps face identities across detector rounds: optimal IoU matching, new tracks for new faces,
+    and a track ends after `max_misses` rounds without a detection."""
+
+    def __init__(self, iou_match: float = settings.LIVE_TRACK_IOU,
+                 max_misses: int = settings.LIVE_TRACK_MAX_MISSES) -> None:
+        self.iou_match, self.max_misses = iou_match, max_misses
+        self.tracks: list[_Track] = []
+        self._next_id = 1
+
+    def update(self, detections: Sequence[Detection]) -> list[_Track]:
+        from scipy.optimize import linear_sum_assignment
+
+        matched_t: set[int] = set()
+        matched_d: set[int] = set()
+        if self.tracks and detections:
+            iou = box_iou(np.stack([t.box for t in self.tracks]), np.array([d.box for d in detections]))
+            rows, cols = linear_sum_assignment(-iou)
+            for r, c in zip(rows, cols):
+                if iou[r, c] >= self.iou_match:
+                    track, det = self.tracks[r], detections[c]
+                    track.box, track.score, track.keypoints, track.misses = (
+                        np.asarray(det.box, float), det.score, det.keypoints, 0)
+                    matched_t.add(r)
+                    matched_d.add(c)
+        for i, track in enumerate(self.tracks):
+            if i not in matched_t:
+                track.misses += 1
+        self.tracks = [t for t in self.tracks if t.misses <= self.max_misses]
+        for j, det in enumerate(detections):
+            if j not in matched_d:
+                self.tracks.append(_Track(self._next_id, np.asarray(det.box, float), det.score, det.keypoints))
+                self._next_id += 1
+        return self.tracks
+
+
+def _flow_shifts(prev: np.ndarray, grey: np.ndarray, boxes: list[np.ndarray], grid: int = 5
+                 ) -> list[np.ndarray | None]:
+    """Median Lucas-Kanade motion (dx, dy) of a point grid inside each box (small-image pixels); None where
+    too few points were followed."""
+    pts, owner = [], []
+    for k, (x1, y1, x2, y2) in enumerate(boxes):
+        mx, my = 0.2 * (x2 - x1), 0.2 * (y2 - y1)  # the inner face, away from background edges
+        xs, ys = np.linspace(x1 + mx, x2 - mx, grid), np.linspace(y1 + my, y2 - my, grid)
+        g = np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2)
+        pts.append(g)
+        owner += [k] * len(g)
+    if not pts:
+        return []
+    p0 = np.concatenate(pts).astype(np.float32).reshape(-1, 1, 2)
+    p1, status, _ = cv2.calcOpticalFlowPyrLK(prev, grey, p0, None, winSize=(15, 15), maxLevel=2)
+    ok = status.ravel() == 1
+    owner_arr = np.array(owner)
+    moves = (p1 - p0).reshape(-1, 2)
+    out: list[np.ndarray | None] = []
+    for k in range(len(boxes)):
+        sel = ok & (owner_arr == k)
+        out.append(np.median(moves[sel], axis=0) if sel.sum() >= grid else None)
+    return out
+
+
+class LiveAnalyzer:
+    """Frame-by-frame emotion analysis for one video stream (one instance per stream: it holds tracks).
+
+    Thread-safe: frames are processed one at a time under a lock, and `snapshot()` may be called from any
+    thread (the page's periodic readout) while frames are being processed.
+    """
+
+    def __init__(self, detector: FaceDetector, classifier: EmotionClassifier, config: LiveConfig | None = None,
+                 landmarker: Any | None = None) -> None:
+        self.detector, self.classifier = detector, classifier
+        self.config = config or LiveConfig()
+        self.landmarker = landmarker
+        self.tracker = IoUTracker(self.config.iou_match, self.config.max_misses)
+        self._lock = threading.Lock()        # processing: tracks and the previous frame
+        self._stats_lock = threading.Lock()  # counters and history, read by snapshot()
+        self._prev_grey: np.ndarray | None = None
+        self._since_detect = 0
+        self._index = 0
+        self._frames = self._dropped = 0
+        self._done: deque[float] = deque(maxlen=settings.LIVE_STATS_WINDOW)
+        self._timings: deque[StageTimings] = deque(maxlen=settings.LIVE_STATS_WINDOW)
+        self._history: deque[tuple[float, tuple[str, ...]]] = deque()
+        self._faces: list[LiveFace] = []
+        self.last_frame: LiveFrame | None = None  # the latest recorded frame's results (no pixels)
+
+    # -- analysis -------------------------------------------------------------------------------------
+    def process(self, rgb: np.ndarray, t: float | None = None, timings: StageTimings | None = None) -> LiveFrame:
+        """Detect or track, classify and smooth the faces of one RGB uint8 frame taken at `t` seconds."""
+        timings = timings or StageTimings()
+        t = time.monotonic() if t is None else float(t)
+        with self._lock:
+            frame = self._process(rgb, t, timings)
+        return frame
+
+    def _process(self, rgb: np.ndarray, t: float, timings: StageTimings) -> LiveFrame:
+        cfg = self.config
+        h, w = rgb.shape[:2]
+        t0 = time.perf_counter()
+        scale = min(1.0, cfg.detect_max_side / max(h, w)) if cfg.detect_max_side else 1.0
+        small = rgb if scale == 1.0 else cv2.resize(rgb, (round(w * scale), round(h * scale)),
+                                                    interpolation=cv2.INTER_AREA)
+        scale = small.shape[1] / w  # the exact factor after rounding to whole pixels
+        grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+        detect_now = not self.tracker.tracks or self._since_detect + 1 >= max(1, cfg.detect_every)
+        if detect_now:
+            dets = [Detection(tuple(float(v) / scale for v in d.box), d.score,  # type: ignore[arg-type]
+                              None if d.keypoints is None else d.keypoints / scale)
+                    for d in self.detector.detect(small)]
+            t1 = time.perf_counter()
+            timings.detect = (t1 - t0) * 1000
+            self.tracker.update(dets)
+            self._since_detect = 0
+            timings.track = (time.perf_counter() - t1) * 1000
+        else:
+            self._since_detect += 1
+            tracks = self.tracker.tracks
+            if self._prev_grey is not None and self._prev_grey.shape == grey.shape:
+                shifts = _flow_shifts(self._prev_grey, grey, [tr.box * scale for tr in tracks])
+                for tr, d in zip(tracks, shifts):
+                    if d is not None:
+                        move = np.asarray(d, float) / scale
+                        tr.box = tr.box + np.array([move[0], move[1], move[0], move[1]])
+                        if tr.keypoints is not None:
+                            tr.keypoints = tr.keypoints + move.astype(np.float32)
+            timings.track = (time.perf_counter() - t0) * 1000
+        self._prev_grey = grey
+
+        tracks = [tr for tr in self.tracker.tracks if self._box_ok(tr.box, w, h)]
+        # New faces are classified at once; known ones every `classify_every` frames (EMA bridges the gap).
+        due = [tr for tr in tracks if tr.probs is None or self._index % max(1, cfg.classify_every) == 0]
+        faces: list[LiveFace] = []
+        if due:
+            t2 = time.perf_counter()
+            margin = self.classifier.card.crop_margin
+            probs = self.classifier.predict([crop_face(rgb, tuple(tr.box), margin) for tr in due])
+            for tr, p in zip(due, probs):
+                tr.probs = p if tr.probs is None else self._smooth(tr.probs, p, t - tr.last_t)
+                tr.raw, tr.last_t = p, t
+            timings.classify = (time.perf_counter() - t2) * 1000
+        if tracks:
+            t3 = time.perf_counter()
+            for tr in tracks:
+                points = tr.keypoints
+                if cfg.landmarks and self.landmarker is not None:
+                    points = self.landmarker.landmarks(rgb, tuple(tr.box))
+                faces.append(LiveFace(tr.track_id, tuple(float(v) for v in tr.box), tr.score,  # type: ignore[arg-type]
+                                      tr.probs, tr.raw, self.classifier.classes,
+                                      points if cfg.landmarks else None))
+            if cfg.landmarks and self.landmarker is not None:
+                timings.landmarks = (time.perf_counter() - t3) * 1000
+        frame = LiveFrame(self._index, t, detect_now, sorted(faces, key=lambda f: f.track_id), timings)
+        self._index += 1
+        return frame
+
+    def _smooth(self, old: np.ndarray, new: np.ndarray, dt: float) -> np.ndarray:
+        tau = self.config.smoothing_s
+        alpha = 1.0 if tau <= 0 else 1.0 - math.exp(-max(dt, 0.0) / tau)
+        out = (1 - alpha) * old + alpha * new
+        return (out / out.sum()).astype(np.float32)
+
+    @staticmethod
+    def _box_ok(box: np.ndarray, w: int, h: int) -> bool:
+        """A tracked box that drifted (mostly) out of the frame is not classified."""
+        x1, y1, x2, y2 = box
+        return min(x2, w) - max(x1, 0) >= 4 and min(y2, h) - max(y1, 0) >= 4
+
+    # -- drawing and the WebRTC callbacks ---------------------------------------------------------------
+    def annotate(self, rgb: np.ndarray, frame: LiveFrame) -> np.ndarray:
+        """Boxes, labels (and landmarks) for `frame` drawn on a copy of `rgb`; adds the render time."""
+        t0 = time.perf_counter()
+        out = render(rgb, [f.to_face_result() for f in frame.faces], show_landmarks=self.config.landmarks)
+        if self.config.readout:
+            fps, total = self._rate(), self._mean_total()
+            text = f"{fps:4.1f} FPS  {total:4.1f} ms" if total else "measuring..."
+            cv2.putText(out, text, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
+            cv2.putText(out, text, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
+        frame.timings.render = (time.perf_counter() - t0) * 1000
+        return out
+
+    def process_rgb(self, rgb: np.ndarray, t: float | None = None) -> tuple[np.ndarray, LiveFrame]:
+        """Analyse, draw and record one RGB frame (the callback minus the WebRTC conversions)."""
+        t0 = time.perf_counter()
+        frame = self.process(rgb, t)
+        out = self.annotate(rgb, frame)
+        frame.timings.total = (time.perf_counter() - t0) * 1000
+        self._record(frame)
+        return out, frame
+
+    def frame_callback(self, frame: Any) -> Any:
+        """streamlit-webrtc `video_frame_callback`: av.VideoFrame in, annotated av.VideoFrame out."""
+        import av
+
+        timings = StageTimings()
+        t0 = time.perf_counter()
+        rgb = frame.to_ndarray(format="rgb24")
+        timings.convert_in = (time.perf_counter() - t0) * 1000
+        live = self.process(rgb, frame.time, timings)
+        annotated = self.annotate(rgb, live)
+        t1 = time.perf_counter()
+        out = av.VideoFrame.from_ndarray(annotated, format="rgb24")
+        timings.convert_out = (time.perf_counter() - t1) * 1000
+        timings.total = (time.perf_counter() - t0) * 1000
+        self._record(live)
+        return out
+
+    async def queued_frames_callback(self, frames: list[Any]) -> list[Any]:
+        """streamlit-webrtc `queued_video_frames_callback`: frames that queued up while the previous one
+        was processed are stale; only the newest is analysed, the rest are dropped (and counted)."""
+        with self._stats_lock:
+            self._dropped += len(frames) - 1
+        return [self.frame_callback(frames[-1])]
+
+    # -- statistics -------------------------------------------------------------------------------------
+    def _record(self, frame: LiveFrame) -> None:
+        now = time.monotonic()
+        with self._stats_lock:
+            self._frames += 1
+            self._done.append(now)
+            self._timings.append(frame.timings)
+            self._faces = frame.faces
+            self.last_frame = frame
+            self._history.append((now, tuple(f.label for f in frame.faces)))
+            while self._history and now - self._history[0][0] > self.config.history_s:
+                self._history.popleft()
+
+    def _rate(self) -> float:
+        done = list(self._done)
+        return (len(done) - 1) / (done[-1] - done[0]) if len(done) > 1 and done[-1] > done[0] else 0.0
+
+    def _mean_total(self) -> float:
+        timings = list(self._timings)
+        return float(np.mean([t.total for t in timings])) if timings else 0.0
+
+    def snapshot(self, bin_s: float = 0.5) -> LiveStats:
+        """Processed frames, dropped frames, processed FPS, mean ms per stage over the last frames, the current
+        faces, and the share of each emotion among faces seen per `bin_s` over the last `history_s`."""
+        with self._stats_lock:
+            timings = list(self._timings)
+            history = list(self._history)
+            stats = LiveStats(self._frames, self._dropped, self._rate(), {}, list(self._faces), pd.DataFrame())
+        names = [f.name for f in fields(StageTimings)]
+        stats.timings_ms = {n: float(np.mean([getattr(t, n) for t in timings])) if timings else 0.0 for n in names}
+        rows = []
+        if history:
+            now = time.monotonic()
+            classes = self.classifier.classes
+            bins: dict[float, list[str]] = {}
+            for t, labels in history:
+                bins.setdefault(round((now - t) // bin_s * bin_s, 3), []).extend(labels)
+            for ago, labels in sorted(bins.items()):
+                for c in classes:
+                    rows.append({"time_s": -ago, "emotion": c,
+                                 "share": labels.count(c) / len(labels) if labels else 0.0})
+        stats.history = pd.DataFrame(rows, columns=["time_s", "emotion", "share"])
+        return stats
+
+
+# ---------------------------------------------------------------------------------------------------
+# Video files
+# ---------------------------------------------------------------------------------------------------
+class VideoRejected(ValueError):
+    """A video we will not analyse, with a message for people (no traceback)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+@dataclass
+class VideoInfo:
+    width: int
+    height: int
+    fps: float
+    frames: int        # as the container reports it (may be 0 when unknown)
+    duration_s: float  # 0 when unknown
+
+    def describe(self) -> str:
+        length = f"{self.duration_s:.1f} s" if self.duration_s else "unknown length"
+        return f"{self.width}×{self.height}, {self.fps:.1f} fps, {length}"
+
+
+@dataclass
+class VideoAnalysis:
+    """Per analysed frame, the tracked faces; `table()` gives one row per face and frame."""
+
+    name: str
+    info: VideoInfo
+    frames: list[LiveFrame]
+    classes: tuple[str, ...]
+    seconds: float           # wall time of the analysis
+    notes: list[str] = field(default_factory=list)
+
+    def table(self) -> pd.DataFrame:
+        """Columns: frame, time_s, face (track id), box, detector score, smoothed emotion and confidence,
+        p_<emotion> (smoothed) and raw_<emotion> (that frame alone)."""
+        cols = (["frame", "time_s", "face", "x1", "y1", "x2", "y2", "score", "emotion", "confidence"]
+                + [f"p_{c}" for c in self.classes] + [f"raw_{c}" for c in self.classes])
+        rows = []
+        for fr in self.frames:
+            for f in fr.faces:
+                rows.append([fr.index, round(fr.time_s, 4), f.track_id, *(round(v, 1) for v in f.box),
+                             round(f.score, 4), f.label, round(f.confidence, 4),
+                             *(round(float(p), 4) for p in f.probs), *(round(float(p), 4) for p in f.raw_probs)])
+        return pd.DataFrame(rows, columns=cols)
+
+    def to_csv(self) -> bytes:
+        return self.table().to_csv(index=False).encode()
+
+
+class MemoryVideo:
+    """An OpenCV capture reading video bytes from memory (FFmpeg reads a BytesIO: no temporary file).
+
+    OpenCV does not keep a reference to the stream it reads, and releasing a capture whose stream was freed
+    crashes the process, so this object owns both and releases them together.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        self._stream: io.BytesIO | None = io.BytesIO(data)
+        self.cap = cv2.VideoCapture(self._stream, cv2.CAP_FFMPEG, [])
+
+    def release(self) -> None:
+        self.cap.release()
+        self._stream = None
+
+    def __enter__(self) -> "MemoryVideo":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def open_video(data: bytes) -> tuple[MemoryVideo, VideoInfo]:
+    """Open video bytes in memory and check the limits in core.settings; the caller releases the video.
+    Raises VideoRejected with a plain message."""
+    if not data:
+        raise VideoRejected("empty", "The file is empty.")
+    if len(data) > settings.VIDEO_MAX_UPLOAD_BYTES:
+        raise VideoRejected("too_large", f"The video is {len(data) / 2**20:.1f} MB; the limit is "
+                                         f"{settings.VIDEO_MAX_UPLOAD_BYTES / 2**20:.0f} MB.")
+    video = MemoryVideo(data)
+    cap = video.cap
+    if not cap.isOpened():
+        video.release()
+        raise VideoRejected("unreadable", "This file is not a video that can be read (mp4, webm or avi), "
+                                          "or it is damaged.")
+    w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+    fps = fps if 0 < fps < 1000 else 0.0
+    frames = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
+    info = VideoInfo(w, h, fps, frames, frames / fps if fps and frames else 0.0)
+    problem = None
+    if w <= 0 or h <= 0:
+        problem = VideoRejected("unreadable", "The video has no readable picture track.")
+    elif w * h > settings.VIDEO_MAX_MEGAPIXELS * 1e6:
+        problem = VideoRejected("too_many_pixels", f"The video is {w}×{h}; the limit is "
+                                                   f"{settings.VIDEO_MAX_MEGAPIXELS:g} megapixels per frame.")
+    elif info.duration_s > settings.VIDEO_MAX_SECONDS:
+        problem = VideoRejected("too_long", f"The video lasts {info.duration_s:.0f} s; the limit is "
+                                            f"{settings.VIDEO_MAX_SECONDS:.0f} s. Trim it and upload again.")
+    if problem:
+        video.release()
+        raise problem
+    return video, info
+
+
+def analyze_video(data: bytes, analyzer: LiveAnalyzer, name: str = "video", stride: int = 1,
+                  progress: Callable[[float, str], None] | None = None) -> VideoAnalysis:
+    """Analyse every `stride`-th frame of a video (bytes) with `analyzer`, in memory.
+
+    `progress(fraction, text)` is called about every 2% of the video. Videos whose length the container
+    does not tell are cut at VIDEO_MAX_SECONDS, with a note.
+    """
+    video, info = open_video(data)
+    cap = video.cap
+    stride = max(1, int(stride))
+    fps = info.fps or 25.0
+    notes = [] if info.fps else ["The video does not state its frame rate; 25 fps was assumed for times."]
+    max_frames = int(settings.VIDEO_MAX_SECONDS * fps)
+    total = min(info.frames, max_frames) if info.frames else max_frames
+    every = max(1, total // 50)
+    frames: list[LiveFrame] = []
+    start = time.perf_counter()
+    index = 0
+    try:
+        while index < max_frames:
+            if index % stride:
+                if not cap.grab():
+                    break
+            else:
+                ok, bgr = cap.read()
+                if not ok:
+                    break
+                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                frame = analyzer.process(rgb, t=index / fps)
+                frame.index = index
+                frames.append(frame)
+            index += 1
+            if progress and index % every == 0:
+                progress(min(1.0, index / total), f"Frame {index} of {total if info.frames else '?'}")
+        else:
+            if cap.grab():
+                notes.append(f"Only the first {settings.VIDEO_MAX_SECONDS:.0f} s were analysed (the limit).")
+    finally:
+        video.release()
+    if not frames:
+        raise VideoRejected("no_frames", "No frame of this video could be decoded.")
+    if progress:
+        progress(1.0, f"Analysed {len(frames)} frames")
+    return VideoAnalysis(name, info, frames, analyzer.classifier.classes, time.perf_counter() - start, notes)
