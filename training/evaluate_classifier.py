@@ -21,7 +21,7 @@ import torch
 from core import settings
 from core.classifier import EmotionClassifier
 from core.metrics import classification_report
-from training.data import load_fer2013
+from training.data import LABEL_SOURCES, load_faces
 from training.train_classifier import git_commit
 
 
@@ -37,16 +37,16 @@ def ms_per_face(classifier: EmotionClassifier, faces: np.ndarray, tta: bool, n: 
     return float(np.median(times) * 1000)
 
 
-def evaluate(weights: Path, data: Path, split: str, tta: bool) -> dict:
+def evaluate(weights: Path, data: Path, split: str, tta: bool, labels: str = "fer2013") -> dict:
     card_path = weights if weights.suffix == ".json" else weights.with_suffix(".json")
     classifier = EmotionClassifier.load(card_path.stem, card_path.parent)
-    faces = load_fer2013(data, split)
+    faces = load_faces(data, split, labels)
     probs = classifier.predict(list(faces.images), tta_flip=tta)
     report = classification_report(probs, faces.labels, classifier.classes).to_dict()
     torch.set_num_threads(2)
     report["ms_per_face"] = round(ms_per_face(classifier, faces.images, tta), 3)
     report.update({
-        "model": classifier.card.name, "split": split, "tta": tta, "classes": list(classifier.classes),
+        "model": classifier.card.name, "split": split, "labels": labels, "tta": tta, "classes": list(classifier.classes),
         "data": str(data), "commit": git_commit(),
         "command": "python -m training.evaluate_classifier " + " ".join(sys.argv[1:]),
     })
@@ -59,13 +59,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", default="PrivateTest", choices=["Training", "PublicTest", "PrivateTest"])
     ap.add_argument("--weights", default=str(settings.weights_dir() / f"{settings.DEFAULT_EMOTION_MODEL}.json"))
     ap.add_argument("--tta", action="store_true", help="average with the mirrored face")
+    ap.add_argument("--labels", default="fer2013", choices=[x for x in LABEL_SOURCES if x != "ferplus_soft"],
+                    help="score against FER-2013's labels or FER+ majority votes (faces FER+ drops are left out)")
     ap.add_argument("--json", dest="json_out", default=None)
     ap.add_argument("--update-card", action="store_true")
     args = ap.parse_args(argv)
     if not Path(args.data).exists():
         print(f"data not found: {args.data}", file=sys.stderr)
         return 2
-    report = evaluate(Path(args.weights), Path(args.data), args.split, args.tta)
+    report = evaluate(Path(args.weights), Path(args.data), args.split, args.tta, args.labels)
     summary = {k: report[k] for k in ("model", "split", "tta", "accuracy", "macro_f1", "ece", "ms_per_face", "n")}
     print(json.dumps(summary, indent=2))
     if args.json_out:
@@ -74,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.update_card:
         card_path = Path(args.weights).with_suffix(".json")
         card = json.loads(card_path.read_text())
-        key = args.split + ("+tta" if args.tta else "")
+        key = args.split + ("" if args.labels == "fer2013" else f"/{args.labels}") + ("+tta" if args.tta else "")
         card.setdefault("metrics", {})[key] = {
             k: report[k] for k in ("accuracy", "macro_f1", "ece", "ms_per_face", "n")} | {
             "command": report["command"]}

@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=None, help="CPU threads for training (recipe default 2)")
     ap.add_argument("--out", default="runs/experiments")
     ap.add_argument("--json", dest="json_out", required=True)
     args = ap.parse_args(argv)
@@ -37,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         recipe["epochs"] = args.epochs
     if args.limit:
         recipe["limit"] = args.limit
+    if args.threads:
+        recipe["threads"] = args.threads
     runs = []
     for cfg_path in args.configs:
         if Path(cfg_path).resolve() == Path(args.recipe).resolve():

@@ -29,7 +29,7 @@ from core.emotions import EMOTIONS
 from core.preprocess import normalize_batch, to_model_input
 from core.settings import data_dir
 from training.augment import build_train_augment
-from training.data import FaceSplit, load_fer2013
+from training.data import FaceSplit, load_faces
 
 import timm
 from timm.utils import ModelEmaV3
@@ -106,15 +106,19 @@ def train(cfg: dict[str, Any], data: Path, out_dir: Path, device: str, config_pa
     torch.manual_seed(cfg["seed"]); np.random.seed(cfg["seed"]); random.seed(cfg["seed"])
     if device == "cpu":
         torch.set_num_threads(cfg.get("threads", 2))
-    train_split = load_fer2013(data, "Training")
-    val_split = load_fer2013(data, "PublicTest")
+    label_source = cfg.get("labels", "fer2013")
+    train_split = load_faces(data, "Training", label_source)
+    # Selection uses hard labels of the same source: FER+ majority when training on FER+ votes.
+    val_split = load_faces(data, "PublicTest", "fer2013" if label_source == "fer2013" else "ferplus_majority")
     if cfg.get("limit"):  # smoke runs and tests: a small slice of each split
         n = int(cfg["limit"])
-        train_split = FaceSplit(train_split.images[:n], train_split.labels[:n], "Training")
+        train_split = FaceSplit(train_split.images[:n], train_split.labels[:n], "Training",
+                                None if train_split.soft is None else train_split.soft[:n])
         if cfg.get("limit_val"):
             val_split = FaceSplit(val_split.images[:n], val_split.labels[:n], "PublicTest")
     train_faces, val_faces = prepare(train_split, cfg), prepare(val_split, cfg)
     train_labels = torch.from_numpy(train_split.labels)
+    train_soft = None if train_split.soft is None else torch.from_numpy(train_split.soft)
     val_labels = val_split.labels
     augment = build_train_augment(cfg.get("augment", {}), cfg["input_size"])
     class_weights = class_balance_weights(train_split.labels, cfg.get("class_balance", "none"))
@@ -154,7 +158,11 @@ def train(cfg: dict[str, Any], data: Path, out_dir: Path, device: str, config_pa
                 batch = batch[..., None]
             x = normalize_batch(batch, cfg["mean"], cfg["std"]).to(device)
             x = x.contiguous(memory_format=torch.channels_last)
-            y = soft_targets(train_labels[idx], cfg.get("label_smoothing", 0.0)).to(device)
+            if train_soft is not None:  # FER+ vote distribution, smoothed like the one-hot targets
+                ls = cfg.get("label_smoothing", 0.0)
+                y = ((1 - ls) * train_soft[idx] + ls / len(EMOTIONS)).to(device)
+            else:
+                y = soft_targets(train_labels[idx], cfg.get("label_smoothing", 0.0)).to(device)
             if cfg.get("mixup", 0) > 0:
                 lam = float(rng.beta(cfg["mixup"], cfg["mixup"]))
                 perm = torch.randperm(x.shape[0], device=device)
@@ -220,7 +228,8 @@ def save(model: torch.nn.Module, cfg: dict[str, Any], out_dir: Path, history: li
         "crop": {"margin": 0.2, "square": True,
                  "note": "face box expanded by 20% per side to a square, like FER-2013's framing"},
         "training_data": {
-            "name": "FER-2013 (Training split, 28,709 faces)",
+            "name": ("FER-2013 (Training split, 28,709 faces)" if cfg.get("labels", "fer2013") == "fer2013"
+                     else f"FER-2013 Training faces with FER+ labels ({cfg['labels']})"),
             "source": "Kaggle ICML 2013 Challenges in Representation Learning (Goodfellow et al., arXiv:1307.0414)",
             "terms": "Research use only (Kaggle competition terms); the images are not redistributed.",
         },

@@ -1,0 +1,90 @@
+"""Train our YOLO face detector from its model yaml, offline, and ship it as weights/face_yolo.pt.
+
+    python -m training.train_detector --config training/configs/face_yolo.yaml \
+        [--data ../shared/data/faces] [--hours H] [--epochs N] [--device cpu|0]
+
+The train split minus a seeded 'tune' slice (training/detector_splits.py) trains; val picks the best epoch.
+The model card records the recipe; `training.evaluate_detector` adds the measured figures.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+import yaml
+
+from core import settings
+from core.ultralytics_env import prepare_ultralytics
+from training.detector_splits import split_train
+from training.train_classifier import git_commit
+
+
+def write_dataset_yaml(data_dir: Path, work: Path, tune_fraction: float, seed: int) -> Path:
+    """A data yaml whose train list leaves out the tune slice (absolute paths, as Ultralytics wants)."""
+    work.mkdir(parents=True, exist_ok=True)
+    splits = split_train(data_dir, tune_fraction, seed)
+    train_list = work / "train.txt"
+    train_list.write_text("".join(f"{p.resolve()}\n" for p in splits["train"]))
+    cfg = {"path": str(Path(data_dir).resolve()), "train": str(train_list.resolve()),
+           "val": "images/val", "names": {0: "face"}}
+    out = work / "data.yaml"
+    out.write_text(yaml.safe_dump(cfg))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default="training/configs/face_yolo.yaml")
+    ap.add_argument("--data", default=str(settings.data_dir() / "faces"))
+    ap.add_argument("--hours", type=float, default=None)
+    ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--out", default="runs/detector")
+    ap.add_argument("--weights-out", default=str(settings.weights_dir() / "face_yolo.pt"))
+    args = ap.parse_args(argv)
+    cfg = yaml.safe_load(Path(args.config).read_text())
+    if args.hours is not None:
+        cfg["hours"] = args.hours
+    if args.epochs is not None:
+        cfg["epochs"] = args.epochs
+    prepare_ultralytics()
+    from ultralytics import YOLO
+
+    out = Path(args.out).resolve()
+    data_yaml = write_dataset_yaml(Path(args.data), out / "dataset", cfg["tune_fraction"], cfg["seed"])
+    model = YOLO(cfg["model"])
+    t0 = time.time()
+    train_args = dict(data=str(data_yaml), imgsz=cfg["imgsz"], epochs=cfg["epochs"], batch=cfg["batch"],
+                      workers=cfg["workers"], seed=cfg["seed"], optimizer=cfg["optimizer"], lr0=cfg["lr0"],
+                      close_mosaic=cfg["close_mosaic"], patience=cfg["patience"], device=args.device,
+                      pretrained=False, amp=False, plots=False, project=str(out), name=cfg["name"],
+                      exist_ok=True, deterministic=True, verbose=True)
+    if cfg.get("hours"):
+        train_args["time"] = cfg["hours"]
+    model.train(**train_args)
+    best = out / cfg["name"] / "weights" / "best.pt"
+    target = Path(args.weights_out)
+    shutil.copyfile(best, target)
+    card = {
+        "name": target.stem, "task": "face detection", "architecture": cfg["model"].removesuffix(".yaml"),
+        "weights": target.name, "imgsz": cfg["imgsz"], "classes": ["face"],
+        "trained_on": "shared/data/faces train split minus the seeded tune slice (WIDER FACE val images)",
+        "selected_on": "faces val split (Ultralytics best.pt, fitness = 0.1 mAP50 + 0.9 mAP50-95)",
+        "recipe": cfg, "device": args.device, "train_minutes": round((time.time() - t0) / 60, 1),
+        "commit": git_commit(),
+        "command": "python -m training.train_detector " + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
+    }
+    card_path = target.with_suffix(".json")
+    if card_path.exists():  # keep measured figures written by evaluate_detector
+        old = json.loads(card_path.read_text())
+        card = {**{k: v for k, v in old.items() if k in ("metrics", "default_threshold")}, **card}
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    print(f"Saved {target} ({target.stat().st_size / 1e6:.1f} MB) and {card_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
