@@ -95,6 +95,10 @@ class EmotionClassifier:
         return np.stack([to_model_input(c, self.card.input_size, self.card.in_chans) for c in crops])
 
     @torch.inference_mode()
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        """Network logits for a normalised batch (N, C, H, W); the one place a backend differs."""
+        return self.model(torch.from_numpy(x)).float().numpy()
+
     def logits(self, crops: Sequence[np.ndarray], tta_flip: bool | None = None) -> np.ndarray:
         """Raw (uncalibrated) logits, (N, classes). Flip-TTA averages logits of the face and its mirror."""
         if len(crops) == 0:
@@ -103,12 +107,13 @@ class EmotionClassifier:
         faces = self.prepare(crops)
         out = []
         for i in range(0, len(faces), self.batch_size):
-            x = normalize_batch(faces[i:i + self.batch_size], self.card.mean, self.card.std)
-            z = self.model(x)
+            x = np.ascontiguousarray(normalize_batch(faces[i:i + self.batch_size], self.card.mean,
+                                                     self.card.std).numpy())
+            z = self._forward(x)
             if flip:
-                z = 0.5 * (z + self.model(torch.flip(x, dims=[3])))
-            out.append(z.float())
-        return torch.cat(out).numpy()
+                z = 0.5 * (z + self._forward(np.ascontiguousarray(x[:, :, :, ::-1])))
+            out.append(z.astype(np.float32))
+        return np.concatenate(out)
 
     def predict(self, crops: Sequence[np.ndarray], tta_flip: bool | None = None) -> np.ndarray:
         """Calibrated probabilities (N, classes); rows sum to 1."""

@@ -13,12 +13,11 @@ import statistics
 import time
 import warnings
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from core.classifier import EmotionClassifier
-from core.preprocess import normalize_batch
 
 BACKENDS = ("auto", "torch", "onnxruntime")
 
@@ -72,22 +71,8 @@ class OnnxEmotionClassifier(EmotionClassifier):
         opts.log_severity_level = 3
         self._session = ort.InferenceSession(export_onnx(base), opts, providers=["CPUExecutionProvider"])
 
-    def _run(self, x: np.ndarray) -> np.ndarray:
+    def _forward(self, x: np.ndarray) -> np.ndarray:
         return self._session.run(None, {"faces": x})[0]
-
-    def logits(self, crops: Sequence[np.ndarray], tta_flip: bool | None = None) -> np.ndarray:
-        if len(crops) == 0:
-            return np.zeros((0, len(self.classes)), dtype=np.float32)
-        flip = self.card.tta_flip if tta_flip is None else tta_flip
-        faces = self.prepare(crops)
-        out = []
-        for i in range(0, len(faces), self.batch_size):
-            x = normalize_batch(faces[i:i + self.batch_size], self.card.mean, self.card.std).numpy()
-            z = self._run(x)
-            if flip:
-                z = 0.5 * (z + self._run(np.ascontiguousarray(x[:, :, :, ::-1])))
-            out.append(z.astype(np.float32))
-        return np.concatenate(out)
 
 
 def _times_ms(fn: Any, crops: list[np.ndarray], repeats: int) -> list[float]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 from core.labelled import read_labelled
-from tests.browser.test_browser import app_url, browser  # noqa: F401  (the app server + Chromium fixtures)
+from tests.browser.test_browser import app_url, browser, docs_screenshot  # noqa: F401  (server + Chromium fixtures)
 from tests.conftest import ARTIFACTS, encode
 
 
@@ -37,5 +37,6 @@ def test_annotate_upload_relabel_export(app_url, browser, tmp_path, astronaut): 
     assert page.locator("[data-testid='stException']").count() == 0
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "screenshot_annotate.png"), full_page=True)
+    docs_screenshot(page, "annotate_review")
     assert not errors, errors
     page.close()

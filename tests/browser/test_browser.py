@@ -8,14 +8,24 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import ARTIFACTS, ROOT, require
 
 CHROMIUM = os.environ.get("EMOLENS_CHROMIUM", "/usr/bin/chromium")
+# Set by `make screenshots` to docs/screenshots: the browser test then also writes the README's pictures.
+DOCS_SCREENSHOTS = Path(os.environ["EMOLENS_DOCS_SCREENSHOTS"]) if os.environ.get("EMOLENS_DOCS_SCREENSHOTS") else None
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def docs_screenshot(page, name: str) -> None:
+    """Under `make screenshots`, save what the viewport shows as docs/screenshots/<name>.jpg (README)."""
+    if DOCS_SCREENSHOTS:
+        DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(DOCS_SCREENSHOTS / f"{name}.jpg"), type="jpeg", quality=70)
 
 
 def free_port() -> int:
@@ -67,6 +77,11 @@ def browser():
 @pytest.mark.parametrize("path, expected", [
     ("/", "facial emotion analysis"),
     ("/Upload_and_Predict", "Upload and Predict"),
+    ("/Annotate", "Annotate"),
+    ("/Model_Comparison", "Model Comparison"),
+    ("/Landmark_Analysis", "Landmark"),
+    ("/Fairness_Audit", "Fairness"),
+    ("/Batch_Results", "Batch"),
 ])
 def test_page_renders_in_browser(app_url, browser, path, expected):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -79,6 +94,7 @@ def test_page_renders_in_browser(app_url, browser, path, expected):
     ARTIFACTS.mkdir(exist_ok=True)
     name = "home" if path == "/" else path.strip("/").lower()
     page.screenshot(path=str(ARTIFACTS / f"screenshot_{name}.png"), full_page=True)
+    docs_screenshot(page, name)
     assert not errors, errors
     page.close()
 
@@ -95,4 +111,5 @@ def test_upload_in_browser(app_url, browser, tmp_path, astronaut):
     page.wait_for_timeout(2000)
     assert page.locator("[data-testid='stException']").count() == 0
     page.screenshot(path=str(ARTIFACTS / "screenshot_upload_result.png"), full_page=True)
+    docs_screenshot(page, "upload_result")
     page.close()

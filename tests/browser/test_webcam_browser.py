@@ -17,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from tests.browser.test_browser import CHROMIUM, CHROMIUM_ARGS, free_port
+from tests.browser.test_browser import CHROMIUM, CHROMIUM_ARGS, docs_screenshot, free_port
 from tests.conftest import ARTIFACTS, ROOT, require
 
 FAKE_CAMERA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
@@ -101,6 +101,7 @@ def test_fake_camera_stream_is_processed_and_sent_back(live_app_url, camera_brow
     assert page.locator("[data-testid='stException']").count() == 0
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "screenshot_live_webcam.png"), full_page=True)
+    docs_screenshot(page, "live_webcam")
     frame.get_by_role("button", name=re.compile("stop", re.I)).click()
     assert not errors, errors
     page.close()
@@ -133,4 +134,5 @@ def test_video_file_timeline_in_browser(live_app_url, camera_browser, tmp_path):
     assert page.get_by_text("Download timeline (CSV)").count() == 1
     assert page.locator("[data-testid='stException']").count() == 0
     page.screenshot(path=str(ARTIFACTS / "screenshot_video_timeline.png"), full_page=True)
+    docs_screenshot(page, "video_timeline")
     page.close()

@@ -1,0 +1,48 @@
+"""docs/REPORT.md and docs/slides.pptx are generated from weights/reports: stale docs fail here."""
+from __future__ import annotations
+
+import json
+import shutil
+
+from core import settings
+from training.make_report import main as make_report, render_blocks
+from training.report_tables import ReportInputs, confusion_table, table
+
+
+def test_committed_report_and_slides_match_the_reports():
+    assert make_report(["--check"]) == 0, "run `python -m training.make_report` and commit docs/"
+
+
+def test_check_fails_when_a_report_changes(tmp_path, monkeypatch):
+    weights = tmp_path / "weights"
+    shutil.copytree(settings.weights_dir(), weights, ignore=shutil.ignore_patterns("*.safetensors", "*.pt"))
+    docs = tmp_path / "docs"
+    shutil.copytree(settings.PROJECT_ROOT / "docs", docs)
+    monkeypatch.setenv("EMOLENS_WEIGHTS_DIR", str(weights))
+    args = ["--report", str(docs / "REPORT.md"), "--slides", str(docs / "slides.pptx")]
+    assert make_report(args + ["--check"]) == 0
+    path = weights / "reports" / "classifier_emotion_vgg_s_PrivateTest.json"
+    rep = json.loads(path.read_text())
+    rep["accuracy"] = 0.1234
+    path.write_text(json.dumps(rep))
+    assert make_report(args + ["--check"]) == 1
+    assert make_report(args) == 0 and make_report(args + ["--check"]) == 0
+    assert "12.34%" in (docs / "REPORT.md").read_text()
+
+
+def test_blocks_are_filled_and_unknown_blocks_are_refused():
+    inp = ReportInputs(cards={}, reports={"classifier_x": {
+        "model": "x", "split": "PrivateTest", "n": 2, "accuracy": 0.5, "macro_f1": 0.4, "ece": 0.1,
+        "classes": ["a", "b"], "confusion": [[1, 1], [0, 2]]}})
+    text = "intro\n<!-- BEGIN:classifier -->\nold\n<!-- END:classifier -->\nend"
+    out = render_blocks(text, inp)
+    assert "old" not in out and "50.00%" in out and out.startswith("intro") and out.endswith("end")
+    assert "| **a** | 50 | 50 |" in confusion_table(inp, "classifier_x")
+    assert "not been measured" in render_blocks("<!-- BEGIN:detection -->\n\n<!-- END:detection -->", inp)
+    try:
+        render_blocks("<!-- BEGIN:nope -->\n\n<!-- END:nope -->", inp)
+    except KeyError as exc:
+        assert "nope" in str(exc)
+    else:
+        raise AssertionError("an unknown block must be refused")
+    assert table(["a"], [["1"]]) == "| a |\n|---|\n| 1 |"
