@@ -4,16 +4,17 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8501
 
-.PHONY: run test setup setup-dev clean
+.PHONY: run test setup setup-dev screenshots report clean
 
 $(VENV)/.app-installed: requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade --quiet pip
 	$(PY) -m pip install -r requirements.txt
+	$(PY) -m pip install --no-deps facenet-pytorch==2.6.0
 	touch $@
 
-$(VENV)/.dev-installed: $(VENV)/.app-installed requirements-dev.txt
+$(VENV)/.dev-installed: $(VENV)/.app-installed requirements-dev.txt requirements-scale.txt
 	$(PY) -m pip install -r requirements-dev.txt
 	touch $@
 
@@ -25,6 +26,14 @@ run: setup
 
 test: setup-dev
 	$(PY) -m pytest
+
+# The README's page pictures (docs/screenshots/*.jpg), taken by the headless-Chromium tests.
+screenshots: setup-dev
+	EMOLENS_DOCS_SCREENSHOTS=docs/screenshots $(PY) -m pytest -q tests/browser
+
+# docs/REPORT.md tables and docs/slides.pptx, regenerated from weights/reports/*.json.
+report: setup-dev
+	$(PY) -m training.make_report
 
 clean:
 	rm -rf $(VENV) .pytest_cache artifacts

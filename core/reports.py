@@ -13,7 +13,7 @@ from core import settings
 
 
 def reports_dir() -> Path:
-    return settings.weights_dir() / "reports"
+    return settings.reports_dir()
 
 
 def load_report(name: str) -> dict[str, Any] | None:

@@ -56,7 +56,7 @@ FACE_CROP_MIN_AREA = 0.5
 
 def reports_dir() -> Path:
     """Reports written by the `training/` CLIs and read by the pages (`weights/reports/`)."""
-    return Path(os.environ.get("EMOLENS_REPORTS_DIR", PROJECT_ROOT / "weights" / "reports"))
+    return Path(os.environ.get("EMOLENS_REPORTS_DIR", weights_dir() / "reports"))
 
 
 LABELS_CSV_MAX_BYTES = int(float(os.environ.get("EMOLENS_LABELS_CSV_MAX_MB", "20")) * 1024 * 1024)  # labelled sets
@@ -104,3 +104,14 @@ ANNOTATE_PAGE_SIZE = int(os.environ.get("EMOLENS_ANNOTATE_PAGE_SIZE", "12"))  # 
 # gunicorn workers (one per core); more threads per worker oversubscribe the cores, and OpenMP's spin-waits
 # then make one classification ~50x slower on a busy machine (measured: 4.5 s vs 0.05 s per face).
 API_TORCH_THREADS = int(os.environ.get("EMOLENS_API_TORCH_THREADS", "1"))
+
+# Batch at scale (core.batch*, `python -m core batch`, training.benchmark_batch, the Batch Results page).
+BATCH_SIZE = int(os.environ.get("EMOLENS_BATCH_SIZE", "16"))  # files per engine batch and per committed flush
+BATCH_VIDEO_FPS = float(os.environ.get("EMOLENS_BATCH_VIDEO_FPS", "1"))  # frames sampled per second of video
+BATCH_TORCH_THREADS = int(os.environ.get("EMOLENS_BATCH_TORCH_THREADS", "1"))  # per Ray actor: actors give parallelism
+BATCH_MAX_PENDING_CROPS = 256   # face crops held before a classifier call (bounds memory on long videos)
+RAY_OBJECT_STORE_MB = int(os.environ.get("EMOLENS_RAY_OBJECT_STORE_MB", "200"))  # local Ray: results only, no pixels
+# The Batch Results page may read a results file by its path on the server (handy locally); a shared
+# deployment sets this to 0 so visitors cannot read the server's files.
+BATCH_RESULTS_SERVER_PATHS = os.environ.get("EMOLENS_BATCH_RESULTS_SERVER_PATHS", "1") == "1"
+BATCH_RESULTS_MAX_BYTES = int(float(os.environ.get("EMOLENS_BATCH_RESULTS_MAX_MB", "200")) * 1024 * 1024)

@@ -171,14 +171,24 @@ def live_table(inp: ReportInputs) -> str:
 
 
 def batch_table(inp: ReportInputs) -> str:
-    rep = inp.get("benchmark_batch")
+    rep = inp.get("batch_benchmark")
     if rep is None:
-        return missing("Batch throughput", "python -m training.benchmark_batch --n 60 --json weights/reports/benchmark_batch.json")
+        return missing("Batch throughput",
+                       "python -m training.benchmark_batch --n 60 --json weights/reports/batch_benchmark.json")
     rows = []
-    for name, r in rep.get("engines", {}).items():
-        rows.append([name, num(r.get("images_per_s"), 2), num(r.get("peak_rss_mb"), 0), num(r.get("wall_s"), 1)])
-    return (table(["engine", "images/s", "peak memory MB", "wall s"], rows)
-            + f"\n\nCommand: `{rep.get('command', '')}`")
+    for r in rep.get("runs", []):
+        stages = r.get("worker_ms_per_image", {})
+        rows.append([r["engine"] + (f", {r['workers']} worker(s)" if r.get("workers") else ""),
+                     str(r.get("torch_threads")), num(r.get("images_per_s_wall"), 2),
+                     num(r.get("images_per_s_steady"), 2), num(r.get("startup_s"), 1),
+                     num(r.get("peak_pss_mb_sum"), 0),
+                     " / ".join(num(stages.get(k), 1) for k in ("decode", "detect", "classify"))])
+    machine = rep.get("machine", {})
+    load = machine.get("before", {}).get("load_avg_1_5_15") if isinstance(machine.get("before"), dict) else None
+    return (table(["engine", "torch threads", "images/s (whole run)", "images/s (steady)", "start-up s",
+                   "peak memory MB (PSS)", "ms/image decode / detect / classify"], rows)
+            + f"\n\n{rep.get('n_images')} generated images; load average before the run: {load}. "
+              f"Command: `{rep.get('command', '')}`")
 
 
 BLOCKS: dict[str, Callable[[ReportInputs], str]] = {

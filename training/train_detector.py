@@ -35,6 +35,22 @@ def write_dataset_yaml(data_dir: Path, work: Path, tune_fraction: float, seed: i
     return out
 
 
+def ultralytics_history(results_csv: Path) -> list[dict[str, float]]:
+    """Per-epoch val figures Ultralytics logged (all val faces, tiny ones included), for the model card."""
+    import csv
+
+    if not results_csv.exists():
+        return []
+    rows = []
+    with open(results_csv, newline="") as fh:
+        for row in csv.DictReader(fh):
+            row = {k.strip(): v for k, v in row.items()}
+            rows.append({"epoch": int(float(row["epoch"])), "precision": float(row["metrics/precision(B)"]),
+                         "recall": float(row["metrics/recall(B)"]), "map50": float(row["metrics/mAP50(B)"]),
+                         "map50_95": float(row["metrics/mAP50-95(B)"])})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="training/configs/face_yolo.yaml")
@@ -68,19 +84,21 @@ def main(argv: list[str] | None = None) -> int:
     best = out / cfg["name"] / "weights" / "best.pt"
     target = Path(args.weights_out)
     shutil.copyfile(best, target)
+    history = ultralytics_history(out / cfg["name"] / "results.csv")
     card = {
         "name": target.stem, "task": "face detection", "architecture": cfg["model"].removesuffix(".yaml"),
         "weights": target.name, "imgsz": cfg["imgsz"], "classes": ["face"],
         "trained_on": "shared/data/faces train split minus the seeded tune slice (WIDER FACE val images)",
         "selected_on": "faces val split (Ultralytics best.pt, fitness = 0.1 mAP50 + 0.9 mAP50-95)",
-        "recipe": cfg, "device": args.device, "train_minutes": round((time.time() - t0) / 60, 1),
+        "recipe": cfg, "device": args.device, "epochs_completed": len(history),
+        "history_val_all_faces": history, "train_minutes": round((time.time() - t0) / 60, 1),
         "commit": git_commit(),
         "command": "python -m training.train_detector " + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
     }
     card_path = target.with_suffix(".json")
     if card_path.exists():  # keep measured figures written by evaluate_detector
         old = json.loads(card_path.read_text())
-        card = {**{k: v for k, v in old.items() if k in ("metrics", "default_threshold")}, **card}
+        card = {**{k: v for k, v in old.items() if k in ("metrics", "default_threshold", "default_detector_reason")}, **card}
     card_path.write_text(json.dumps(card, indent=2) + "\n")
     print(f"Saved {target} ({target.stat().st_size / 1e6:.1f} MB) and {card_path}")
     return 0

@@ -9,6 +9,11 @@ import numpy as np
 Box = tuple[float, float, float, float]
 
 
+class DetectorUnavailable(RuntimeError):
+    """A detector whose model files are not installed (e.g. our YOLO before it is trained): the message says
+    what is missing and how to get it, so apps show it instead of a traceback."""
+
+
 @dataclass(frozen=True)
 class Detection:
     """One face: box (x1, y1, x2, y2) in pixels of the oriented image, score in [0, 1]."""

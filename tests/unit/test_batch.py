@@ -165,8 +165,9 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def test_columns_are_results_table_plus_error_code():
-    assert BATCH_COLUMNS == [*results_table([]).columns, "error_code"]
+def test_columns_are_results_table_plus_frame_time_and_error_code():
+    table = list(results_table([]).columns)
+    assert BATCH_COLUMNS == [table[0], "frame", "t_s", *table[1:], "error_code"]
     assert BATCH_COLUMNS[0] == "file"
 
 
@@ -203,7 +204,7 @@ def test_resume_skips_done_files_and_appends_new_ones(photos, tmp_path, pipeline
     assert (more.processed, more.skipped) == (1, 4)
     rows = read_csv(out)
     assert [r["file"] for r in rows].count("sub/new.png") == 2 and [r["file"] for r in rows].count("a.png") == 2
-    assert out.read_text().count("file,face,") == 1  # one header
+    assert out.read_text().count("file,frame,t_s,face,") == 1  # one header
 
 
 def test_resume_after_a_crash_mid_file(photos, tmp_path, pipeline):
@@ -285,17 +286,19 @@ def test_oversized_file_is_a_row_not_a_stop(photos, tmp_path, pipeline, monkeypa
 
 
 def test_unexpected_failure_on_one_file_is_recorded_and_the_batch_goes_on(photos, tmp_path, pipeline):
-    class FlakyPipeline:
-        def __init__(self):
-            self.calls = 0
+    from core.pipeline import EmotionPipeline
 
-        def analyze(self, image, landmarks=False):
-            self.calls += 1
-            if self.calls == 1:
+    class FlakyDetector(FixedDetector):
+        calls = 0
+
+        def _detect(self, image):
+            FlakyDetector.calls += 1
+            if FlakyDetector.calls == 1:
                 raise RuntimeError("native crash")
-            return pipeline.analyze(image, landmarks=landmarks)
+            return super()._detect(image)
 
-    summary = run_batch(photos, tmp_path / "r.csv", engine=LocalEngine(FlakyPipeline()), progress=False)
+    flaky = EmotionPipeline(FlakyDetector(), pipeline.classifier)
+    summary = run_batch(photos, tmp_path / "r.csv", engine=LocalEngine(flaky), progress=False)
     codes = [r["error_code"] for r in read_csv(tmp_path / "r.csv")]
     assert codes[0] == "analysis_failed" and summary.processed == 4 and summary.failed == 2
 

@@ -48,3 +48,14 @@ def test_ultralytics_gets_fonts_and_config_offline(tmp_path, monkeypatch):
     assert os.environ["YOLO_OFFLINE"] == "1"
     for name in ("Arial.ttf", "Arial.Unicode.ttf"):
         assert (config / "Ultralytics" / name).stat().st_size > 10_000
+
+
+def test_model_card_history_reads_ultralytics_results(tmp_path):
+    from training.train_detector import ultralytics_history
+
+    csv = tmp_path / "results.csv"
+    csv.write_text("                  epoch,  metrics/precision(B),metrics/recall(B),metrics/mAP50(B),"
+                   "metrics/mAP50-95(B)\n1,0.1,0.2,0.05,0.01\n2,0.3,0.4,0.2,0.08\n")
+    h = ultralytics_history(csv)
+    assert [r["epoch"] for r in h] == [1, 2] and h[-1]["map50"] == 0.2
+    assert ultralytics_history(tmp_path / "missing.csv") == []

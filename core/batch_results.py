@@ -1,0 +1,190 @@
+"""Reading and summarising batch results (the Batch Results page's logic, importable without Streamlit).
+
+A results file is whatever `python -m core batch` wrote: a CSV, one Parquet file, or a folder of Parquet
+shards. Anything else (wrong columns, not a table, empty) becomes a `ResultsError` with a plain message,
+so the page never shows a traceback. Aggregates are small DataFrames the page charts and offers as CSVs.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import pandas as pd
+
+from core import settings
+from core.batch_work import BATCH_COLUMNS, NO_FACE
+from core.emotions import EMOTIONS
+
+REQUIRED = ("file", "face", "emotion", "confidence", "error")  # the columns every version has written
+NUMERIC = ("frame", "t_s", "face", "x1", "y1", "x2", "y2", "score", "confidence", *(f"p_{e}" for e in EMOTIONS))
+TOP_LEVEL = "(top level)"
+MAKE_ONE = "Results come from `python -m core batch INPUT --out results.csv` (or `.parquet`)."
+
+
+class ResultsError(ValueError):
+    """A file that is not usable batch results; `message` is for people."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass
+class ResultsSummary:
+    files: int
+    faces: int
+    no_face_files: int
+    error_files: int
+    videos: int
+
+
+@dataclass
+class BatchResults:
+    """A validated results table (one row per face, error or faceless file) and where it came from."""
+
+    table: pd.DataFrame
+    source: str
+
+    @property
+    def faces(self) -> pd.DataFrame:
+        return self.table[self.table["emotion"].notna()]
+
+    def summary(self) -> ResultsSummary:
+        t = self.table
+        errors = t[t["error"].notna() & (t["error_code"] != NO_FACE)]
+        no_face = t[t["error_code"] == NO_FACE]
+        return ResultsSummary(files=t["file"].nunique(), faces=len(self.faces), no_face_files=no_face["file"].nunique(),
+                              error_files=errors["file"].nunique(), videos=len(self.videos()))
+
+    def videos(self) -> list[str]:
+        """Files with per-frame rows, by name."""
+        return sorted(self.faces.loc[self.faces["frame"].notna(), "file"].unique())
+
+
+def validate(table: pd.DataFrame, source: str) -> BatchResults:
+    """Check the columns and types; fill the columns older versions did not write."""
+    if table.empty or not len(table.columns):
+        raise ResultsError(f"{source} holds no rows. {MAKE_ONE}")
+    missing = [c for c in REQUIRED if c not in table.columns]
+    if missing:
+        raise ResultsError(f"{source} is not an EmoLens batch results file: it has no {', '.join(missing)} "
+                           f"column{'s' if len(missing) > 1 else ''}. {MAKE_ONE}")
+    table = table.reindex(columns=[*BATCH_COLUMNS, *[c for c in table.columns if c not in BATCH_COLUMNS]])
+    for col in NUMERIC:
+        values = pd.to_numeric(table[col], errors="coerce")
+        if (values.isna() & table[col].notna() & (table[col].astype(str).str.strip() != "")).any():
+            raise ResultsError(f"The {col} column of {source} holds values that are not numbers. {MAKE_ONE}")
+        table[col] = values
+    for col in ("file", "emotion", "error", "error_code"):
+        table[col] = table[col].where(table[col].notna() & (table[col].astype(str) != ""), None)
+    if table["file"].isna().any():
+        raise ResultsError(f"Some rows of {source} have no file name. {MAKE_ONE}")
+    unknown = set(table["emotion"].dropna()) - set(EMOTIONS)
+    if unknown:
+        named = ", ".join(sorted(map(str, unknown))[:3])
+        raise ResultsError(f"{source} names emotions EmoLens does not know ({named}). {MAKE_ONE}")
+    table["folder"] = [folder_of(f) for f in table["file"]]
+    return BatchResults(table.reset_index(drop=True), source)
+
+
+def folder_of(name: str) -> str:
+    parent = str(PurePosixPath(str(name).replace("\\", "/")).parent)
+    return TOP_LEVEL if parent in (".", "") else parent
+
+
+def read_results(data: bytes, name: str) -> BatchResults:
+    """Uploaded bytes: Parquet by its magic bytes, else CSV."""
+    if not data:
+        raise ResultsError(f"{name} is empty. {MAKE_ONE}")
+    if len(data) > settings.BATCH_RESULTS_MAX_BYTES:
+        raise ResultsError(f"{name} is {len(data) / 2**20:.0f} MB; the limit is "
+                           f"{settings.BATCH_RESULTS_MAX_BYTES / 2**20:.0f} MB. Open it by path instead, or "
+                           "filter it first.")
+    try:
+        if data[:4] == b"PAR1":
+            table = pd.read_parquet(io.BytesIO(data))
+        else:
+            table = pd.read_csv(io.BytesIO(data), low_memory=False)
+    except ImportError:
+        raise ResultsError("Reading Parquet needs pyarrow (pip install -r requirements-scale.txt).") from None
+    except Exception:  # any parse failure of a foreign file is "not a table", never a traceback
+        raise ResultsError(f"{name} could not be read as a CSV or Parquet table. {MAKE_ONE}") from None
+    return validate(table, name)
+
+
+def read_results_path(path: str | Path) -> BatchResults:
+    """A results file or a folder of Parquet shards on this machine."""
+    p = Path(str(path).strip()).expanduser()
+    if not str(path).strip():
+        raise ResultsError("Enter the path of a results file.")
+    if p.is_dir():
+        shards = sorted(p.glob("*.parquet"))
+        if not shards:
+            raise ResultsError(f"{p} is a folder without Parquet shards. {MAKE_ONE}")
+        try:  # shard by shard: shards written by other tools may type an all-empty column differently
+            return validate(pd.concat([pd.read_parquet(s) for s in shards], ignore_index=True), p.name)
+        except ResultsError:
+            raise
+        except Exception:
+            raise ResultsError(f"The Parquet shards in {p} could not be read. {MAKE_ONE}") from None
+    if not p.is_file():
+        raise ResultsError(f"{p} does not exist (paths are on the machine running the app).")
+    return read_results(p.read_bytes(), p.name)
+
+
+# ---- aggregates ------------------------------------------------------------------------------------
+
+def emotion_shares(results: BatchResults, by: str | None = None, top: int = 20) -> pd.DataFrame:
+    """Faces and share per emotion, overall or per `by` (e.g. 'folder'); groups past `top` become 'other'."""
+    faces = results.faces
+    if by is None:
+        counts = faces["emotion"].value_counts().reindex(EMOTIONS, fill_value=0)
+        return pd.DataFrame({"emotion": EMOTIONS, "faces": counts.values,
+                             "share": counts.values / max(1, counts.sum())})
+    groups = faces[by].astype(str)
+    keep = groups.value_counts().index[:top]
+    groups = groups.where(groups.isin(keep), "other")
+    counts = pd.crosstab(groups, faces["emotion"]).reindex(columns=EMOTIONS, fill_value=0)
+    long = counts.stack().rename("faces").reset_index()
+    long["share"] = long["faces"] / long.groupby(by)["faces"].transform("sum").clip(lower=1)
+    return long
+
+
+def video_timeline(results: BatchResults, file: str, smooth_s: float = 0.0) -> pd.DataFrame:
+    """Per sampled time of one video: the share of its faces with each emotion, and a centred moving
+    average over about `smooth_s` seconds (labels from single frames flicker; the trend is what matters)."""
+    rows = results.faces[results.faces["file"] == file]
+    if rows.empty:
+        return pd.DataFrame(columns=["t_s", "emotion", "share", "smoothed"])
+    counts = pd.crosstab(rows["t_s"], rows["emotion"]).reindex(columns=EMOTIONS, fill_value=0).sort_index()
+    shares = counts.div(counts.sum(axis=1), axis=0)
+    steps = pd.Series(shares.index).diff().dropna()
+    dt = float(steps.median()) if len(steps) else 1.0
+    window = max(1, int(round(smooth_s / dt)) if dt > 0 else 1)
+    smoothed = shares.rolling(window, center=True, min_periods=1).mean()
+    out = shares.stack().rename("share").to_frame().join(smoothed.stack().rename("smoothed")).reset_index()
+    out.columns = ["t_s", "emotion", "share", "smoothed"]
+    return out
+
+
+def confidence_table(results: BatchResults) -> pd.DataFrame:
+    return results.faces[["file", "emotion", "confidence"]].reset_index(drop=True)
+
+
+def confidence_summary(results: BatchResults) -> pd.DataFrame:
+    """Per predicted emotion: faces and confidence quartiles (the download behind the chart)."""
+    g = results.faces.groupby("emotion")["confidence"]
+    out = g.describe()[["count", "mean", "25%", "50%", "75%"]].reindex(EMOTIONS).dropna(how="all")
+    return out.rename(columns={"count": "faces", "50%": "median"}).reset_index()
+
+
+def errors_table(results: BatchResults) -> pd.DataFrame:
+    """Files that failed (not the faceless ones), with their stable code and plain message."""
+    t = results.table
+    errors = t[t["error"].notna() & (t["error_code"] != NO_FACE)]
+    return errors[["file", "error_code", "error"]].drop_duplicates().reset_index(drop=True)
+
+
+def to_csv_bytes(table: pd.DataFrame) -> bytes:
+    return table.to_csv(index=False).encode()

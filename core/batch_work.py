@@ -1,0 +1,318 @@
+"""The per-file work of a batch, shared by every engine: read, decode, detect, classify, flatten to rows.
+
+Both engines call `process_batch` on lists of items, so they produce the same rows by construction; the
+only difference is where it runs (this process, or one Ray actor per worker). Within a batch every frame
+is detected first and all face crops are classified together (few large forward passes instead of many
+small ones). Each stage is timed, so benchmarks can say where the time goes. Nothing here raises for a
+bad file: its problem becomes an error row and the batch goes on.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import cv2
+import numpy as np
+
+from core import settings
+from core.analysis import ImageAnalysis, results_table
+from core.batch_inputs import BatchItem, UnreadableFile
+from core.pipeline import FaceResult, face_crop
+from core.validation import FileTooLarge, ImageRejected, validate_image_bytes
+
+log = logging.getLogger(__name__)
+
+# One row per face: the CLI/API contract flattened (box, score, emotion, confidence, probs), with `file`
+# first, `frame`/`t_s` for video frames (blank for images), then the error message and a stable code.
+_TABLE = list(results_table([]).columns)
+BATCH_COLUMNS: list[str] = ["file", "frame", "t_s", *_TABLE[1:], "error_code"]
+NO_FACE = "no_face"
+
+
+class AnalysisFailed(ImageRejected):
+    code = "analysis_failed"
+
+
+class VideoProblem(ImageRejected):
+    """A video refused or undecodable (`core.video.VideoRejected`), as a per-file error with its code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    """How to build the pipeline and cut the work; engines build the pipeline where they run."""
+
+    detector: str | None = None
+    threshold: float | None = None
+    model: str | None = None
+    fps: float = settings.BATCH_VIDEO_FPS  # video frames sampled per second (0: every frame)
+    batch_size: int = settings.BATCH_SIZE  # files per batch: one classifier pass, one committed flush
+
+    def make_pipeline(self) -> Any:
+        from core.pipeline import EmotionPipeline
+
+        return EmotionPipeline.create(self.detector, self.threshold, self.model)
+
+
+@dataclass
+class StageTimes:
+    """Seconds spent per stage (decode: read + validate/decode image or video frames)."""
+
+    decode: float = 0.0
+    detect: float = 0.0
+    classify: float = 0.0
+
+    def add(self, other: "StageTimes") -> None:
+        self.decode += other.decode
+        self.detect += other.detect
+        self.classify += other.classify
+
+    def as_dict(self) -> dict[str, float]:
+        return {"decode": self.decode, "detect": self.detect, "classify": self.classify}
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """What one file produced: its rows (one per face, or one error / no-face row) and its stage times."""
+
+    name: str
+    rows: list[dict[str, Any]]
+    ok: bool
+    faces: int
+    times: StageTimes = field(default_factory=StageTimes)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "rows": self.rows, "ok": self.ok, "faces": self.faces,
+                "times": self.times.as_dict()}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "FileResult":
+        return cls(d["name"], d["rows"], d["ok"], d["faces"], StageTimes(**d["times"]))
+
+
+# ---- rows ------------------------------------------------------------------------------------------
+
+def analysis_rows(analysis: ImageAnalysis, frame: int | None = None, t_s: float | None = None
+                  ) -> list[dict[str, Any]]:
+    """One `BATCH_COLUMNS` row per face (a single row for an error or a faceless file), CSV-ready."""
+    table = results_table([analysis])
+    table["error_code"] = analysis.error_code if not analysis.ok else (None if analysis.faces else NO_FACE)
+    if analysis.faces:
+        table["face"] = table["face"].astype(int)
+        table["frame"], table["t_s"] = frame, t_s
+    rows = table.reindex(columns=BATCH_COLUMNS).to_dict("records")
+    # pandas turns None into NaN in numeric columns; the contract says blank (None; JSON null)
+    rows = [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()} for row in rows]
+    for row in rows:
+        if row["frame"] is not None:
+            row["frame"] = int(row["frame"])
+    return rows
+
+
+def error_result(name: str, error: ImageRejected, times: StageTimes | None = None) -> FileResult:
+    rows = analysis_rows(ImageAnalysis(file=name, error_code=error.code, error=error.message))
+    return FileResult(name, rows, ok=False, faces=0, times=times or StageTimes())
+
+
+# ---- reading and decoding --------------------------------------------------------------------------
+
+def read_file(path: Any, max_bytes: int) -> bytes | ImageRejected:
+    """Bytes of one file, or a typed rejection (missing, a folder, a device, too large, unreadable)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return UnreadableFile(f"File not found: {path}.")
+    except OSError as exc:
+        return UnreadableFile(f"Could not read {path}: {exc.strerror or exc}.")
+    if path.is_dir():
+        return UnreadableFile(f"{path} is a folder, not an image file.")
+    if not path.is_file():
+        return UnreadableFile(f"{path} is not a regular file (a device or pipe).")
+    if st.st_size > max_bytes:
+        return FileTooLarge(f"The file is {st.st_size / 1e6:.1f} MB; the limit is "
+                            f"{max_bytes / 1e6:.0f} MB per file. Please resize or compress it.")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        return UnreadableFile(f"Could not read {path}: {exc.strerror or exc}.")
+
+
+def item_payload(item: BatchItem) -> bytes | ImageRejected:
+    if item.error is not None:
+        return item.error
+    if item.data is not None:
+        return item.data
+    if item.path is not None:
+        limit = settings.VIDEO_MAX_UPLOAD_BYTES if item.is_video else settings.MAX_UPLOAD_BYTES
+        return read_file(item.path, limit)
+    return UnreadableFile("No data for this file.")
+
+
+def sample_video_frames(data: bytes, fps: float) -> Iterator[tuple[int, float, np.ndarray]]:
+    """(frame index, time in s, RGB frame) at about `fps` frames per second of video, decoded in memory.
+
+    Uses `core.video.open_video`, so the app's video limits (size, pixels, length) apply and its plain
+    `VideoRejected` messages come out. Frames between samples are grabbed, not converted.
+    """
+    from core.video import VideoRejected, open_video
+
+    video, info = open_video(data)
+    rate = info.fps or 25.0
+    step = 1.0 if fps <= 0 or fps >= rate else rate / fps
+    max_frames = int(settings.VIDEO_MAX_SECONDS * rate)
+    index, next_pick, found = 0, 0.0, 0
+    try:
+        while index < max_frames and video.cap.grab():
+            if index >= int(next_pick + 0.5):
+                ok, bgr = video.cap.retrieve()
+                if ok:
+                    found += 1
+                    yield index, round(index / rate, 3), cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                next_pick += step
+            index += 1
+    finally:
+        video.release()
+    if not found:
+        raise VideoRejected("no_frames", "No frame of this video could be decoded.")
+
+
+# ---- the batch -------------------------------------------------------------------------------------
+
+@dataclass
+class _Frame:
+    index: int | None
+    t_s: float | None
+    boxes: list[Any]
+    probs: list[np.ndarray] = field(default_factory=list)
+
+
+@dataclass
+class _FileWork:
+    item: BatchItem
+    frames: list[_Frame] = field(default_factory=list)
+    times: StageTimes = field(default_factory=StageTimes)
+    error: ImageRejected | None = None
+
+
+class _CropQueue:
+    """Face crops waiting for one batched classifier pass; probabilities go back to their frames."""
+
+    def __init__(self, classifier: Any, files: list[_FileWork]) -> None:
+        self.classifier, self.files = classifier, files
+        self.crops: list[np.ndarray] = []
+        self.owners: list[tuple[_FileWork, _Frame]] = []
+
+    def add(self, work: _FileWork, frame: _Frame, crop: np.ndarray) -> None:
+        self.crops.append(crop)
+        self.owners.append((work, frame))
+        if len(self.crops) >= settings.BATCH_MAX_PENDING_CROPS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.crops:
+            return
+        t0 = time.perf_counter()
+        try:
+            probs = self.classifier.predict(self.crops)
+        except Exception:  # one bad batch must not stop the run: its files get an error row
+            log.exception("classification failed for %d faces", len(self.crops))
+            for work, _ in self.owners:
+                work.error = AnalysisFailed("The image passed validation but could not be analysed "
+                                            "(an internal error).")
+            probs = [None] * len(self.crops)
+        spent = time.perf_counter() - t0
+        for (work, frame), p in zip(self.owners, probs):
+            frame.probs.append(p)
+            work.times.classify += spent / len(self.crops)  # a batch's time, shared by its faces
+        self.crops, self.owners = [], []
+
+
+def _detect_frame(pipeline: Any, work: _FileWork, queue: _CropQueue, image: np.ndarray,
+                  index: int | None, t_s: float | None) -> None:
+    t0 = time.perf_counter()
+    detections = pipeline.detector.detect(image)
+    work.times.detect += time.perf_counter() - t0
+    frame = _Frame(index, t_s, list(detections))
+    work.frames.append(frame)
+    margin = pipeline.classifier.card.crop_margin
+    for d in detections:
+        queue.add(work, frame, face_crop(image, d.box, margin)[0])
+
+
+def _decode_and_detect(pipeline: Any, work: _FileWork, queue: _CropQueue, fps: float) -> None:
+    """Fill `work.frames` (and the crop queue) for one file, or set `work.error`."""
+    from core.video import VideoRejected
+
+    t0 = time.perf_counter()
+    payload = item_payload(work.item)
+    if isinstance(payload, ImageRejected):
+        work.error = payload
+        work.times.decode += time.perf_counter() - t0
+        return
+    if not work.item.is_video:
+        try:
+            image = validate_image_bytes(payload).image
+        except ImageRejected as exc:
+            work.error = exc
+            return
+        finally:
+            work.times.decode += time.perf_counter() - t0
+        _detect_frame(pipeline, work, queue, image, None, None)
+        return
+    frames = sample_video_frames(payload, fps)
+    while True:
+        t0 = time.perf_counter()
+        try:
+            index, t_s, rgb = next(frames)
+        except StopIteration:
+            break
+        except VideoRejected as exc:
+            work.error = VideoProblem(exc.code, exc.message)
+            break
+        finally:
+            work.times.decode += time.perf_counter() - t0
+        _detect_frame(pipeline, work, queue, rgb, index, t_s)
+
+
+def _file_result(work: _FileWork, classes: tuple[str, ...]) -> FileResult:
+    name = work.item.name
+    if work.error is not None:
+        return error_result(name, work.error, work.times)
+    rows: list[dict[str, Any]] = []
+    faces = 0
+    for frame in work.frames:
+        results = [FaceResult(box=d.box, score=d.score, probs=p, classes=classes)
+                   for d, p in zip(frame.boxes, frame.probs)]
+        if results:
+            faces += len(results)
+            rows += analysis_rows(ImageAnalysis(file=name, faces=results), frame.index, frame.t_s)
+    if not rows:  # no face in the image (or in any sampled frame of the video): one row says so
+        rows = analysis_rows(ImageAnalysis(file=name))
+    return FileResult(name, rows, ok=True, faces=faces, times=work.times)
+
+
+def process_batch(pipeline: Any, items: list[BatchItem], config: BatchConfig | None = None) -> list[FileResult]:
+    """All the work for a list of files: the unit an engine distributes. Never raises for a bad file."""
+    config = config or BatchConfig()
+    files = [_FileWork(item) for item in items]
+    queue = _CropQueue(pipeline.classifier, files)
+    for work in files:
+        try:
+            _decode_and_detect(pipeline, work, queue, config.fps)
+        except Exception:  # a bug or native failure on one file is logged without its content
+            log.exception("analysis failed on %s", "a video" if work.item.is_video else "an image")
+            work.error = AnalysisFailed("The image passed validation but could not be analysed "
+                                        "(an internal error).")
+    queue.flush()
+    classes = tuple(pipeline.classifier.classes)
+    return [_file_result(work, classes) for work in files]
+
+
+def process_item(pipeline: Any, item: BatchItem, config: BatchConfig | None = None) -> FileResult:
+    """One file alone (a batch of one)."""
+    return process_batch(pipeline, [item], config)[0]
