@@ -33,6 +33,8 @@ def classifier_reports() -> dict[str, dict[str, Any]]:
             rep = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        label = f"{rep.get('model', path.stem)} · {rep.get('split', '?')}" + (" · TTA" if rep.get("tta") else "")
+        labels = rep.get("labels", "fer2013")
+        label = (f"{rep.get('model', path.stem)} · {rep.get('split', '?')}"
+                 + ("" if labels == "fer2013" else " · FER+ labels") + (" · TTA" if rep.get("tta") else ""))
         found[label] = rep
     return found

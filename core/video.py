@@ -29,6 +29,7 @@ import pandas as pd
 from core import settings
 from core.classifier import EmotionClassifier
 from core.detection import Box, Detection, FaceDetector
+from core.detection.base import box_iou
 from core.pipeline import FaceResult, crop_face
 from core.render import render
 
@@ -126,17 +127,6 @@ class _Track:
     raw: np.ndarray | None = None
     last_t: float = 0.0
     misses: int = 0
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU between every box of `a` (N,4) and of `b` (M,4), as (N,M)."""
-    a, b = np.asarray(a, float).reshape(-1, 4), np.asarray(b, float).reshape(-1, 4)
-    ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = ix * iy
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
 class IoUTracker:

@@ -31,12 +31,50 @@ def time_ms(fn, crops, repeats: int) -> list[float]:
     return out
 
 
+def update_experiments(report_path: Path, weights_dir: Path, repeats: int) -> int:
+    """Training-time latency figures are taken while the machine is busy; this re-times all models together,
+    interleaved, so the comparison between architectures is fair even on a shared machine."""
+    report = json.loads(report_path.read_text())
+    torch.set_num_threads(1)
+    crops = [np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)]
+    models = {}
+    for run in report["runs"]:
+        name = run.get("name") or f"exp_{run['architecture']}"
+        models[name] = EmotionClassifier.load(name, weights_dir)
+    times: dict[str, list[float]] = {k: [] for k in models}
+    for clf in models.values():
+        time_ms(clf.predict, crops, 10)
+    load_before = os.getloadavg()
+    for _ in range(max(1, repeats // 10)):
+        for name, clf in models.items():
+            times[name] += time_ms(clf.predict, crops, 10)
+    for run in report["runs"]:
+        name = run.get("name") or f"exp_{run['architecture']}"
+        run["ms_per_face"] = round(float(np.median(times[name])), 3)
+        run["ms_per_face_p10"] = round(float(np.percentile(times[name], 10)), 3)
+        print(f"{run['architecture']:<26} median {run['ms_per_face']:8.3f} ms   p10 {run['ms_per_face_p10']:8.3f} ms")
+    report["ms_per_face_method"] = (
+        "torch, 1 thread, batch 1, one face crop through preprocessing, network and softmax; median of "
+        f"{len(next(iter(times.values())))} runs per model, models interleaved; load average "
+        f"{[round(x, 2) for x in load_before]} -> {[round(x, 2) for x in os.getloadavg()]}")
+    report["ms_per_face_command"] = ("python -m training.benchmark_classifier --update-experiments "
+                                     f"{report_path} --experiments-dir {weights_dir} --repeats {repeats}")
+    report_path.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None, help="model card name in the weights folder (default: shipped)")
     ap.add_argument("--repeats", type=int, default=300)
     ap.add_argument("--json", dest="json_out", default=None)
+    ap.add_argument("--update-experiments", default=None, metavar="REPORT",
+                    help="re-time every model of an experiments report (weights in --experiments-dir) and "
+                         "write its ms_per_face: torch, 1 thread, batch 1, median of interleaved runs")
+    ap.add_argument("--experiments-dir", default="runs/experiments")
     args = ap.parse_args(argv)
+    if args.update_experiments:
+        return update_experiments(Path(args.update_experiments), Path(args.experiments_dir), args.repeats)
     base = EmotionClassifier.load(args.model)
     crops = [np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)]
     candidates = {}

@@ -110,7 +110,9 @@ def experiments_table(inp: ReportInputs) -> str:
              num(r.get("ms_per_face"), 1), num(r.get("train_minutes"), 1)] for r in rep["runs"]]
     return (table(["architecture", "input", "parameters", "PublicTest acc", "PrivateTest acc", "macro-F1",
                    "ms/face (CPU)", "train min"], rows)
-            + f"\n\n{rep.get('recipe_note', '')} Command: `{rep.get('command', '')}`")
+            + f"\n\n{rep.get('recipe_note', '')} Command: `{rep.get('command', '')}`"
+            + (f"\n\nms/face: {rep['ms_per_face_method']} (`{rep.get('ms_per_face_command', '')}`)."
+               if rep.get("ms_per_face_method") else ""))
 
 
 def detection_table(inp: ReportInputs) -> str:

@@ -16,6 +16,8 @@ from typing import Sequence
 
 import numpy as np
 
+from core.detection.base import box_iou
+
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 IGNORE_IOU = 0.5  # a detection overlapping an ignore face this much is ignored, at every IoU threshold
 RECALL_POINTS = np.linspace(0.0, 1.0, 101)
@@ -42,17 +44,6 @@ def ground_truth(boxes: np.ndarray | Sequence, min_face: float,
     long_side = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
     ignore = np.concatenate([long_side < min_face, np.ones(len(extra), bool)])
     return GroundTruth(np.concatenate([boxes, extra]), ignore)
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix (len(a) x len(b)) of x1 y1 x2 y2 boxes."""
-    a, b = np.asarray(a, float).reshape(-1, 4), np.asarray(b, float).reshape(-1, 4)
-    ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = ix * iy
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
 @dataclass(frozen=True)
