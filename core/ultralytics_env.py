@@ -1,13 +1,17 @@
 """Make Ultralytics work with no network: config dir in the project cache, fonts copied from matplotlib.
 
 Ultralytics downloads Arial.ttf for dataset checks and plots even when offline; we give it matplotlib's
-DejaVuSans under the names it looks for. Call `prepare_ultralytics()` before `import ultralytics`.
+DejaVuSans under the names it looks for. Importing Ultralytics also replaces `PIL.Image.open` with a
+wrapper that, on an unidentified image, tries to pip-install `pi-heif`: a network reach-out (and a
+ModuleNotFoundError instead of PIL's error) for every bad upload once YOLO is loaded. `import_ultralytics()`
+puts Pillow's own function back. Use it instead of a bare `import ultralytics`.
 """
 from __future__ import annotations
 
 import os
 import shutil
 from pathlib import Path
+from types import ModuleType
 
 from core import settings
 
@@ -29,3 +33,17 @@ def prepare_ultralytics() -> Path:
         for name in missing:
             shutil.copyfile(source, font_dir / name)
     return config_dir
+
+
+def import_ultralytics() -> ModuleType:
+    """`ultralytics`, imported offline, with Pillow's own `Image.open` restored (also when some other code
+    imported Ultralytics first)."""
+    from PIL import Image
+
+    prepare_ultralytics()
+    import ultralytics
+    from ultralytics.utils import patches
+
+    if Image.open is getattr(patches, "image_open", None):
+        Image.open = getattr(patches, "_image_open", Image.open)
+    return ultralytics

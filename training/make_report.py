@@ -42,7 +42,7 @@ def slide_texts(inp: ReportInputs) -> list[tuple[str, str]]:
     for title, name in (("Emotion classifier", "classifier"), ("Per-class metrics (PrivateTest)", "per_class"),
                         ("Architecture comparison (one recipe)", "experiments"), ("Face detectors", "detection"),
                         ("Fairness audit", "fairness"), ("Landmarks (helen_test)", "landmarks"),
-                        ("Live speed", "live"), ("Batch throughput", "batch")):
+                        ("Classifier speed", "classifier_speed"), ("Live speed", "live"), ("Batch throughput", "batch")):
         slides.append((title, strip_md(BLOCKS[name](inp))))
     slides.append(("Limits and responsible use",
                    "An expression is not a feeling. No decisions about individuals. Audit on your own population.\n"

@@ -193,6 +193,17 @@ def batch_table(inp: ReportInputs) -> str:
               f"Command: `{rep.get('command', '')}`")
 
 
+def classifier_speed_table(inp: ReportInputs) -> str:
+    rep = inp.get("speed_classifier")
+    if rep is None:
+        return missing("Classifier speed", "python -m training.benchmark_classifier --json weights/reports/speed_classifier.json")
+    rows = [[name, num(r["median_ms"], 2),
+             num(r["p10_ms"], 2), str(r["n"])] for name, r in rep["backends"].items()]
+    return (table(["backend, threads", "median ms/face", "p10 ms/face", "runs"], rows)
+            + f"\n\nModel `{rep['model']}`, batch 1, one face crop (preprocessing, network, calibrated softmax); "
+              f"fastest: `{rep['fastest']}`; load average {rep['load_avg_before']}. Command: `{rep['command']}`")
+
+
 BLOCKS: dict[str, Callable[[ReportInputs], str]] = {
     "classifier": shipped_classifier_table,
     "per_class": lambda inp: per_class_table(inp, "classifier_emotion_vgg_s_PrivateTest"),
@@ -202,5 +213,6 @@ BLOCKS: dict[str, Callable[[ReportInputs], str]] = {
     "fairness": fairness_table,
     "landmarks": landmarks_table,
     "live": live_table,
+    "classifier_speed": classifier_speed_table,
     "batch": batch_table,
 }

@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from core import settings
-from core.ultralytics_env import prepare_ultralytics
+from core.ultralytics_env import import_ultralytics
 from training.detector_splits import split_train
 from training.train_classifier import git_commit
 
@@ -66,8 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg["hours"] = args.hours
     if args.epochs is not None:
         cfg["epochs"] = args.epochs
-    prepare_ultralytics()
-    from ultralytics import YOLO
+    YOLO = import_ultralytics().YOLO
 
     out = Path(args.out).resolve()
     data_yaml = write_dataset_yaml(Path(args.data), out / "dataset", cfg["tune_fraction"], cfg["seed"])

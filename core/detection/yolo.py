@@ -50,12 +50,9 @@ def card_threshold() -> float:
 @lru_cache(maxsize=2)
 def _load(path: str, mtime: float) -> Any:
     """One model per weights file (and version), shared by every YoloDetector: loading takes ~1 s."""
-    from core.ultralytics_env import prepare_ultralytics
+    from core.ultralytics_env import import_ultralytics
 
-    prepare_ultralytics()  # before the import: offline switches, fonts
-    from ultralytics import YOLO
-
-    return YOLO(path, task="detect")
+    return import_ultralytics().YOLO(path, task="detect")  # offline switches, fonts, Pillow left alone
 
 
 class YoloDetector(FaceDetector):

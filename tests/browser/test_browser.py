@@ -21,9 +21,20 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
+def wait_until_idle(page, timeout_ms: int = 90_000) -> None:
+    """Wait for Streamlit's script run to finish and charts to draw (its status widget disappears)."""
+    page.wait_for_timeout(500)
+    try:
+        page.locator("[data-testid='stStatusWidget']").wait_for(state="hidden", timeout=timeout_ms)
+    except Exception:  # the widget may never show for a fast page
+        pass
+    page.wait_for_timeout(2500)
+
+
 def docs_screenshot(page, name: str) -> None:
     """Under `make screenshots`, save what the viewport shows as docs/screenshots/<name>.jpg (README)."""
     if DOCS_SCREENSHOTS:
+        wait_until_idle(page)
         DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(DOCS_SCREENSHOTS / f"{name}.jpg"), type="jpeg", quality=70)
 
@@ -112,4 +123,21 @@ def test_upload_in_browser(app_url, browser, tmp_path, astronaut):
     assert page.locator("[data-testid='stException']").count() == 0
     page.screenshot(path=str(ARTIFACTS / "screenshot_upload_result.png"), full_page=True)
     docs_screenshot(page, "upload_result")
+    page.close()
+
+
+def test_batch_results_explores_an_uploaded_file(app_url, browser, tmp_path):
+    from tests.app.test_batch_results_page import make_results
+
+    results = tmp_path / "results.csv"
+    make_results().to_csv(results, index=False)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(app_url + "/Batch_Results")
+    page.locator("input[type='file']").first.set_input_files(str(results))
+    page.get_by_text("Files with errors", exact=False).first.wait_for(timeout=90_000)
+    wait_until_idle(page)
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert page.locator(".js-plotly-plot").count() >= 2
+    page.screenshot(path=str(ARTIFACTS / "screenshot_batch_results_loaded.png"), full_page=True)
+    docs_screenshot(page, "batch_results_loaded")
     page.close()

@@ -80,6 +80,9 @@ def test_coco_ap_agrees_with_ultralytics_on_a_noisy_curve():
     from core.ultralytics_env import prepare_ultralytics
 
     prepare_ultralytics()
+    from core.ultralytics_env import import_ultralytics
+
+    import_ultralytics()  # keeps Pillow's Image.open unpatched for the tests that follow
     from ultralytics.utils.metrics import compute_ap
 
     from core.detection.metrics import coco_ap

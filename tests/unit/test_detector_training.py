@@ -59,3 +59,20 @@ def test_model_card_history_reads_ultralytics_results(tmp_path):
     h = ultralytics_history(csv)
     assert [r["epoch"] for r in h] == [1, 2] and h[-1]["map50"] == 0.2
     assert ultralytics_history(tmp_path / "missing.csv") == []
+
+
+def test_importing_ultralytics_leaves_pillow_alone():
+    """Ultralytics patches Image.open to pip-install pi-heif on unknown files; bad uploads must still get
+    Pillow's own error (and no network reach-out) once YOLO is loaded."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    from core.ultralytics_env import import_ultralytics
+
+    import ultralytics.utils.patches  # a bare import patches Image.open ...
+
+    import_ultralytics()  # ... and this undoes it
+    assert Image.open is not ultralytics.utils.patches.image_open
+    with pytest.raises(UnidentifiedImageError):
+        Image.open(io.BytesIO(b"not an image at all"))
