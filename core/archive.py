@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Iterator
 
 from core import settings
+from core.errors import UserFacingError
 from core.validation import FileTooLarge, ImageRejected
 
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # local file header; end of central directory (empty zip)
@@ -31,14 +32,10 @@ IMAGE_SUFFIXES = frozenset({
 })
 
 
-class ArchiveError(ValueError):
-    """Base of every archive-level refusal: `code` is stable for APIs, `message` is for people."""
+class ArchiveError(UserFacingError):
+    """Base of every archive-level refusal."""
 
     code = "invalid_archive"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class NotAZip(ArchiveError):

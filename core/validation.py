@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from core import settings
+from core.errors import UserFacingError
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, not a half-grey picture
 
@@ -21,14 +22,10 @@ SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF")
 MIN_SIDE = 16
 
 
-class ImageRejected(ValueError):
-    """Base of every validation error: `code` is stable for APIs, `message` is for people."""
+class ImageRejected(UserFacingError):
+    """Base of every validation error."""
 
     code = "invalid_image"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class EmptyFile(ImageRejected):

@@ -39,6 +39,7 @@ from core.classifier import EmotionClassifier
 from core.detection import available_detectors, make_detector
 from core.onnx_classifier import BACKENDS, fastest_classifier
 from core.video import LiveAnalyzer, LiveConfig, StageTimings
+from training.train_classifier import git_commit
 
 WIDTH, HEIGHT, FPS = 640, 480, 30
 TARGET_FPS = 25.0
@@ -200,12 +201,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": {"cpus": os.cpu_count(), "before": busy_before, "after": busy_state()},
         "command": "python -m training.benchmark " + " ".join(sys.argv[1:]),
     }
-    try:
-        from training.train_classifier import git_commit
-
-        report["commit"] = git_commit()
-    except Exception:  # the benchmark must not fail for want of git
-        report["commit"] = "unknown"
+    report["commit"] = git_commit()  # "unknown" without git
     return report
 
 

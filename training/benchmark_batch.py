@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from core import settings
+from training.train_classifier import git_commit
 
 CONFIGS = [("local", 0), ("local", 1), ("ray", 1), ("ray", 2)]  # local: torch threads (0: default)
 
@@ -176,12 +177,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": {"cpus": os.cpu_count(), "before": before, "after": busy_state()},
         "command": "python -m training.benchmark_batch " + " ".join(sys.argv[1:]),
     }
-    try:
-        from training.train_classifier import git_commit
-
-        report["commit"] = git_commit()
-    except Exception:  # the benchmark must not fail for want of git
-        report["commit"] = "unknown"
+    report["commit"] = git_commit()  # "unknown" without git
     return report
 
 
