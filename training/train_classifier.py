@@ -28,8 +28,8 @@ import core.models  # noqa: F401  (registers EmoLens architectures with timm)
 from core.emotions import EMOTIONS
 from core.preprocess import normalize_batch, to_model_input
 from core.settings import data_dir
-from training.augment import build_train_augment
 from training.data import FaceSplit, load_faces
+from training.tensor_augment import TensorAugment
 
 import timm
 from timm.utils import ModelEmaV3
@@ -75,7 +75,10 @@ def build_scheduler(opt: torch.optim.Optimizer, cfg: dict[str, Any], steps_per_e
     if cfg.get("schedule", "onecycle") == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["lr"], total_steps=total,
                                                    pct_start=cfg.get("warmup_pct", 0.2))
-    warm = int(cfg.get("warmup_pct", 0.05) * total)
+    # Warm-up counted in epochs keeps the first epochs' learning rate independent of the total, so a
+    # run whose length a time budget fixed after epoch 1 is reproduced exactly with `--epochs N`.
+    warm = (int(cfg["warmup_epochs"] * steps_per_epoch) if "warmup_epochs" in cfg
+            else int(cfg.get("warmup_pct", 0.05) * total))
     return torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / max(1, warm) if s < warm
         else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, total - warm))))
@@ -106,6 +109,8 @@ def train(cfg: dict[str, Any], data: Path, out_dir: Path, device: str, config_pa
     torch.manual_seed(cfg["seed"]); np.random.seed(cfg["seed"]); random.seed(cfg["seed"])
     if device == "cpu":
         torch.set_num_threads(cfg.get("threads", 2))
+    else:
+        torch.backends.cudnn.benchmark = True  # fixed 48x48 batches: let cuDNN pick its fastest kernels
     label_source = cfg.get("labels", "fer2013")
     train_split = load_faces(data, "Training", label_source)
     # Selection uses hard labels of the same source: FER+ majority when training on FER+ votes.
@@ -120,8 +125,19 @@ def train(cfg: dict[str, Any], data: Path, out_dir: Path, device: str, config_pa
     train_labels = torch.from_numpy(train_split.labels)
     train_soft = None if train_split.soft is None else torch.from_numpy(train_split.soft)
     val_labels = val_split.labels
-    augment = build_train_augment(cfg.get("augment", {}), cfg["input_size"])
-    class_weights = class_balance_weights(train_split.labels, cfg.get("class_balance", "none"))
+    augment_on = cfg.get("augment_on", "auto")
+    if augment_on == "auto":
+        augment_on = "tensor" if device != "cpu" else "albumentations"
+    if augment_on == "tensor":  # batched on the training device; no albumentations needed there
+        augment = TensorAugment(cfg.get("augment", {}), cfg["input_size"], cfg["mean"], cfg["std"])
+        train_faces_dev = torch.from_numpy(train_faces).to(device)
+    else:
+        from training.augment import build_train_augment
+
+        augment = build_train_augment(cfg.get("augment", {}), cfg["input_size"])
+    class_weights = class_balance_weights(train_split.labels, cfg.get("class_balance", "none")).to(device)
+    train_labels_dev = train_labels.to(device)
+    train_soft_dev = None if train_soft is None else train_soft.to(device)
 
     model = timm.create_model(cfg["architecture"], pretrained=False, num_classes=len(EMOTIONS),
                               in_chans=cfg["in_chans"], **cfg.get("model_kwargs", {})).to(device)
@@ -146,21 +162,28 @@ def train(cfg: dict[str, Any], data: Path, out_dir: Path, device: str, config_pa
     rng = np.random.default_rng(cfg["seed"])
     best = {"acc": -1.0, "epoch": -1, "state": None}
     history = []
-    for epoch in range(cfg["epochs"]):
+    budget_s = 60.0 * float(cfg.get("time_budget_min") or 0)
+    train_start = time.time()
+    epoch = 0
+    while epoch < cfg["epochs"]:
         model.train()
         t0 = time.time()
         order = rng.permutation(len(train_faces))
-        loss_sum = 0.0
+        loss_sum = torch.zeros((), device=device)
         for step in range(steps):
             idx = order[step * bs:(step + 1) * bs]
-            batch = np.stack([augment(image=train_faces[i])["image"] for i in idx])
-            if batch.ndim == 3:
-                batch = batch[..., None]
-            x = normalize_batch(batch, cfg["mean"], cfg["std"]).to(device)
+            idx_t = torch.from_numpy(idx).to(device)
+            if augment_on == "tensor":
+                x = augment(train_faces_dev[idx_t])
+            else:
+                batch = np.stack([augment(image=train_faces[i])["image"] for i in idx])
+                if batch.ndim == 3:
+                    batch = batch[..., None]
+                x = normalize_batch(batch, cfg["mean"], cfg["std"]).to(device)
             x = x.contiguous(memory_format=torch.channels_last)
-            if train_soft is not None:  # FER+ vote distribution, smoothed like the one-hot targets
+            if train_soft_dev is not None:  # FER+ vote distribution, smoothed like the one-hot targets
                 ls = cfg.get("label_smoothing", 0.0)
-                y = ((1 - ls) * train_soft[idx] + ls / len(EMOTIONS)).to(device)
+                y = (1 - ls) * train_soft_dev[idx_t] + ls / len(EMOTIONS)
             else:
                 y = soft_targets(train_labels[idx], cfg.get("label_smoothing", 0.0)).to(device)
             if cfg.get("mixup", 0) > 0:
@@ -171,18 +194,18 @@ def train(cfg: dict[str, Any], data: Path, out_dir: Path, device: str, config_pa
             with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_amp):
                 logits = model(x)
             per_face = torch.sum(-y * F.log_softmax(logits.float(), dim=1), dim=1)
-            loss = (per_face * class_weights[train_labels[idx]].to(device)).mean()
+            loss = (per_face * class_weights[train_labels_dev[idx_t]]).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
             if ema is not None:
                 ema.update(model)
-            loss_sum += loss.item()
+            loss_sum += loss.detach()
         eval_model = ema.module if ema is not None else model
         val_pred = predict_logits(eval_model, val_faces, cfg, device).argmax(1).numpy()
         val_acc = float((val_pred == val_labels).mean())
-        rec = {"epoch": epoch + 1, "train_loss": loss_sum / steps, "val_acc": val_acc,
+        rec = {"epoch": epoch + 1, "train_loss": float(loss_sum) / steps, "val_acc": val_acc,
                "seconds": round(time.time() - t0, 1)}
         history.append(rec)
         print(json.dumps(rec), flush=True)
@@ -194,15 +217,31 @@ def train(cfg: dict[str, Any], data: Path, out_dir: Path, device: str, config_pa
             ckpt_dir = Path("runs") / cfg["name"]
             ckpt_dir.mkdir(parents=True, exist_ok=True)
             torch.save({"state": best["state"], "epoch": epoch + 1, "acc": val_acc}, ckpt_dir / "best.pt")
+        epoch += 1
+        if budget_s and epoch == 1:
+            # Fit the schedule to the time budget once epoch 1's speed is known, then keep it fixed:
+            # the card records the resulting epoch count, and `--epochs N` reproduces the run.
+            fit = int(budget_s // max(time.time() - train_start, 1e-6))
+            cfg["epochs"] = max(2, min(cfg["epochs"], fit))
+            sched = build_scheduler(opt, cfg, steps)
+            for _ in range(steps):
+                sched.step()
+            print(json.dumps({"epochs_fitted_to_budget": cfg["epochs"]}), flush=True)
+        elif budget_s and epoch < cfg["epochs"] and time.time() - train_start > 1.1 * budget_s:
+            print(json.dumps({"stopped": "time budget exceeded", "epoch": epoch}), flush=True)
+            cfg["stopped_at_epoch"] = epoch
+            break
 
     eval_model = ema.module if ema is not None else model
     eval_model.load_state_dict(best["state"])
     eval_model = eval_model.to("cpu").float().eval()
-    return save(eval_model, cfg, out_dir, history, best, data, config_path, val_faces, val_labels)
+    return save(eval_model, cfg, out_dir, history, best, data, config_path, val_faces, val_labels,
+                half=bool(cfg.get("half_weights")))
 
 
 def save(model: torch.nn.Module, cfg: dict[str, Any], out_dir: Path, history: list, best: dict,
-         data: Path, config_path: str, val_faces: np.ndarray, val_labels: np.ndarray) -> dict[str, Any]:
+         data: Path, config_path: str, val_faces: np.ndarray, val_labels: np.ndarray,
+         half: bool = False) -> dict[str, Any]:
     from safetensors.torch import save_file
 
     from training.calibration import fit_temperature
@@ -211,7 +250,9 @@ def save(model: torch.nn.Module, cfg: dict[str, Any], out_dir: Path, history: li
     logits = predict_logits(model, val_faces, cfg, "cpu")
     temperature = fit_temperature(logits, torch.from_numpy(val_labels))
     weights_path = out_dir / f"{cfg['name']}.safetensors"
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights_path))
+    # fp16 halves the shipped file; serving loads it into fp32 parameters (load_state_dict casts).
+    save_file({k: (v.half() if half and v.is_floating_point() else v).contiguous()
+               for k, v in model.state_dict().items()}, str(weights_path))
     card = {
         "name": cfg["name"],
         "task": "facial-emotion-classification",
@@ -254,12 +295,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--epochs", type=int, default=None, help="override the config (smoke runs)")
     ap.add_argument("--limit", type=int, default=None, help="use only the first N faces per split")
+    ap.add_argument("--time-budget-min", type=float, default=None,
+                    help="fit the epoch count to this many minutes after epoch 1 (the card records it)")
+    ap.add_argument("--half-weights", action="store_true", help="save fp16 weights (half the file size)")
     args = ap.parse_args(argv)
     cfg = yaml.safe_load(Path(args.config).read_text())
     if args.epochs is not None:
         cfg["epochs"] = args.epochs
     if args.limit is not None:
         cfg["limit"] = args.limit
+    if args.time_budget_min is not None:
+        cfg["time_budget_min"] = args.time_budget_min
+    if args.half_weights:
+        cfg["half_weights"] = True
     data = Path(args.data) if args.data else data_dir() / "fer2013" / "fer2013.npz"
     if not data.exists():
         print(f"FER-2013 not found at {data}; pass --data or set EMOLENS_DATA_DIR", file=sys.stderr)

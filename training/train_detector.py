@@ -51,6 +51,28 @@ def ultralytics_history(results_csv: Path) -> list[dict[str, float]]:
     return rows
 
 
+def read_results_csv_without_polars(trainer) -> dict[str, list[float]]:
+    """Ultralytics reads its own results.csv with polars; where polars is absent (a bare GPU machine) the
+    standard library does the same job."""
+    import csv
+
+    try:
+        with open(trainer.csv, newline="") as fh:
+            rows = [{k.strip(): float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+    except (OSError, ValueError):
+        return {}
+    return {k: [r[k] for r in rows] for k in (rows[0] if rows else {})}
+
+
+def ensure_results_reader() -> None:
+    try:
+        import polars  # noqa: F401
+    except ImportError:
+        from ultralytics.engine.trainer import BaseTrainer
+
+        BaseTrainer.read_results_csv = read_results_csv_without_polars
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="training/configs/face_yolo.yaml")
@@ -67,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.epochs is not None:
         cfg["epochs"] = args.epochs
     YOLO = import_ultralytics().YOLO
+    ensure_results_reader()
 
     out = Path(args.out).resolve()
     data_yaml = write_dataset_yaml(Path(args.data), out / "dataset", cfg["tune_fraction"], cfg["seed"])
@@ -75,8 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     train_args = dict(data=str(data_yaml), imgsz=cfg["imgsz"], epochs=cfg["epochs"], batch=cfg["batch"],
                       workers=cfg["workers"], seed=cfg["seed"], optimizer=cfg["optimizer"], lr0=cfg["lr0"],
                       close_mosaic=cfg["close_mosaic"], patience=cfg["patience"], device=args.device,
-                      pretrained=False, amp=False, plots=False, project=str(out), name=cfg["name"],
-                      exist_ok=True, deterministic=True, verbose=True)
+                      pretrained=False, amp=cfg.get("amp", False), plots=False, project=str(out),
+                      name=cfg["name"], exist_ok=True, deterministic=cfg.get("deterministic", True),
+                      cache=cfg.get("cache", False), verbose=True)
     if cfg.get("hours"):
         train_args["time"] = cfg["hours"]
     model.train(**train_args)
