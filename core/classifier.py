@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 import core.models  # noqa: F401  (registers EmoLens architectures with timm)
+from core.models import LogitEnsemble
 from core import settings
 from core.emotions import EMOTIONS
 from core.preprocess import normalize_batch, to_model_input
@@ -32,19 +33,21 @@ class ModelCard:
     crop_margin: float = settings.FACE_CROP_MARGIN
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    members: list[str] = field(default_factory=list)  # an ensemble: names of the member models' cards
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, path: str | Path) -> "ModelCard":
         raw = json.loads(Path(path).read_text())
         return cls(
-            name=raw["name"], architecture=raw["architecture"], weights=raw["weights"],
+            name=raw["name"], architecture=raw["architecture"], weights=raw.get("weights", ""),
             input_size=int(raw["input_size"]), in_chans=int(raw["in_chans"]),
             mean=list(raw["mean"]), std=list(raw["std"]), classes=list(raw["classes"]),
             temperature=float(raw.get("temperature", 1.0)),
             tta_flip=bool(raw.get("inference", {}).get("tta_flip", False)),
             crop_margin=float(raw.get("crop", {}).get("margin", settings.FACE_CROP_MARGIN)),
-            model_kwargs=dict(raw.get("model_kwargs", {})), metrics=dict(raw.get("metrics", {})), raw=raw,
+            model_kwargs=dict(raw.get("model_kwargs", {})), metrics=dict(raw.get("metrics", {})),
+            members=list(raw.get("members", [])), raw=raw,
         )
 
 
@@ -57,9 +60,33 @@ def list_models(weights_dir: Path | None = None) -> list[str]:
             raw = json.loads(card_path.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        if raw.get("task") == "facial-emotion-classification" and (root / raw.get("weights", "")).exists():
+        if raw.get("task") != "facial-emotion-classification":
+            continue
+        files = [f"{m}.json" for m in raw.get("members", [])] or [raw.get("weights", "")]
+        if all(f and (root / f).exists() for f in files):
             names.append(raw["name"])
     return names
+
+
+def build_network(card: ModelCard, root: Path) -> torch.nn.Module:
+    """The card's network with its weights; an ensemble card loads each member from its own card and file,
+    so a member shipped on its own is stored once."""
+    import timm
+    from safetensors.torch import load_file
+
+    if card.members:
+        members = []
+        for member in card.members:
+            member_card = ModelCard.load(root / f"{member}.json")
+            if (member_card.input_size, member_card.in_chans, member_card.mean, member_card.std) != \
+                    (card.input_size, card.in_chans, card.mean, card.std):
+                raise ValueError(f"ensemble member {member} is fed differently from {card.name}")
+            members.append(build_network(member_card, root))
+        return LogitEnsemble(members).eval()
+    model = timm.create_model(card.architecture, pretrained=False, num_classes=len(card.classes),
+                              in_chans=card.in_chans, **card.model_kwargs)
+    model.load_state_dict(load_file(str(root / card.weights)))  # fp16 files are cast to fp32 here
+    return model.float().eval()
 
 
 class EmotionClassifier:
@@ -77,19 +104,13 @@ class EmotionClassifier:
     @classmethod
     def load(cls, name: str | None = None, weights_dir: Path | None = None) -> "EmotionClassifier":
         """Load a shipped model by name (default: the app's default model) from `weights/`."""
-        import timm
-        from safetensors.torch import load_file
-
         root = weights_dir or settings.weights_dir()
         name = name or settings.DEFAULT_EMOTION_MODEL
         card_path = root / f"{name}.json"
         if not card_path.exists():
             raise FileNotFoundError(f"No model card {card_path}; shipped models: {list_models(root)}")
         card = ModelCard.load(card_path)
-        model = timm.create_model(card.architecture, pretrained=False, num_classes=len(card.classes),
-                                  in_chans=card.in_chans, **card.model_kwargs)
-        model.load_state_dict(load_file(str(root / card.weights)))
-        return cls(model.float(), card)
+        return cls(build_network(card, root), card)
 
     def prepare(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         return np.stack([to_model_input(c, self.card.input_size, self.card.in_chans) for c in crops])

@@ -87,3 +87,15 @@ def emolens_resnet18_small(pretrained: bool = False, **kwargs: object) -> nn.Mod
     model.conv1 = nn.Conv2d(in_chans, 64, kernel_size=3, stride=2, padding=1, bias=False)
     model.maxpool = nn.Identity()
     return model
+
+
+class LogitEnsemble(nn.Module):
+    """Several emotion nets as one: the mean of their log-probabilities (a geometric mean of the members'
+    probabilities), so the ensemble exports to ONNX and is calibrated like any single model."""
+
+    def __init__(self, members: list[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([torch.log_softmax(m(x).float(), dim=1) for m in self.members]).mean(0)
