@@ -4,6 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 import core  # noqa: F401  (switches off third-party network reach-outs before anything else loads)
+from core import settings
 from ui.resources import model_card
 
 st.set_page_config(page_title="EmoLens", page_icon="🙂", layout="wide")
@@ -40,16 +41,18 @@ except (FileNotFoundError, KeyError, ValueError) as exc:
 else:
     metrics = card.metrics
     cols = st.columns(4)
-    cols[0].metric("Architecture", card.architecture)
+    cols[0].metric("Architecture", f"ensemble of {len(card.members)}" if card.members else card.architecture)
     cols[1].metric("Parameters", f"{card.raw.get('parameters', 0) / 1e6:.1f} M")
     test = metrics.get("PrivateTest", {})
-    val = metrics.get("PublicTest", {})
+    val = metrics.get("PublicTest", metrics.get("PublicTest+tta", {}))
     cols[2].metric("FER-2013 test accuracy", f"{test['accuracy']:.1%}" if "accuracy" in test else "not measured")
     cols[3].metric("Validation accuracy", f"{val['accuracy']:.1%}" if "accuracy" in val else "not measured")
     st.caption(
         f"Input: {card.input_size}×{card.input_size} {'greyscale' if card.in_chans == 1 else 'colour'} face. "
         f"Trained on {card.raw.get('training_data', {}).get('name', 'FER-2013')}. "
         f"Calibration temperature {card.temperature:.2f}. "
+        + (f"Members: {', '.join(card.members)}, averaged, with the mirrored face. " if card.members else "")
+        + f"The Live Webcam page uses the faster `{settings.LIVE_DEFAULT_EMOTION_MODEL}` by default. "
         f"Reproduce: `{card.raw.get('command', '')}`. "
         "For reference, people agree with FER-2013's labels about 65% of the time."
     )

@@ -89,6 +89,21 @@ def build_network(card: ModelCard, root: Path) -> torch.nn.Module:
     return model.float().eval()
 
 
+def model_label(name: str, weights_dir: Path | None = None) -> str:
+    """A model's name with its measured test accuracy, for pickers: users choose on evidence."""
+    root = weights_dir or settings.weights_dir()
+    try:
+        card = ModelCard.load(root / f"{name}.json")
+    except (OSError, KeyError, ValueError):
+        return name
+    for key, labels in (("PrivateTest", "FER-2013"), ("PrivateTest/ferplus_majority", "FER+")):
+        acc = card.metrics.get(key, {}).get("accuracy")
+        if acc is not None:
+            kind = f"ensemble of {len(card.members)}" if card.members else card.architecture
+            return f"{name} ({kind}, {labels} test {acc:.1%})"
+    return name
+
+
 class EmotionClassifier:
     """Face crops in, calibrated probabilities over the card's classes out (batched)."""
 

@@ -12,7 +12,7 @@ from core.analysis import ImageAnalysis, analyze_bytes, results_table, table_to_
 from core.detection import available_detectors, default_threshold, detector_description
 from core.render import encode_png, render
 from ui.charts import probability_bars
-from ui.resources import get_pipeline, shipped_models
+from ui.resources import get_pipeline, label_model, shipped_models
 
 st.set_page_config(page_title="Upload and Predict · EmoLens", page_icon="📤", layout="wide")
 st.title("Upload and Predict")
@@ -31,7 +31,7 @@ with st.sidebar:
     threshold = st.slider("Detection threshold", 0.05, 0.95, float(default_threshold(detector)), 0.05,
                           help="Lower finds more faces (and more false ones); higher keeps only sure faces.")
     models = shipped_models()
-    model = st.selectbox("Emotion model", models) if len(models) > 1 else (models[0] if models else None)
+    model = st.selectbox("Emotion model", models, format_func=label_model) if len(models) > 1 else (models[0] if models else None)
     show_landmarks = st.checkbox("Show detector keypoints", value=False)
 
 uploads = st.file_uploader("Images", type=None, accept_multiple_files=True,

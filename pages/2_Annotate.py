@@ -14,7 +14,7 @@ from core.annotation import AddResult, AnnotationError, AnnotationSession, json_
 from core.archive import is_zip
 from core.detection import available_detectors, default_threshold
 from core.labelled import NOT_A_FACE, LabelledSetError, read_labelled
-from ui.resources import get_pipeline, shipped_models
+from ui.resources import get_pipeline, label_model, shipped_models
 
 st.set_page_config(page_title="Annotate · EmoLens", page_icon="🏷️", layout="wide")
 st.title("Annotate")
@@ -33,7 +33,7 @@ with st.sidebar:
     detector = st.selectbox("Face detector", detectors, index=detectors.index(settings.DEFAULT_DETECTOR))
     threshold = st.slider("Detection threshold", 0.05, 0.95, float(default_threshold(detector)), 0.05)
     models = shipped_models()
-    model = st.selectbox("Emotion model", models) if len(models) > 1 else (models[0] if models else None)
+    model = st.selectbox("Emotion model", models, format_func=label_model) if len(models) > 1 else (models[0] if models else None)
     reviewed, total = session.progress()
     st.progress(reviewed / total if total else 0.0, text=f"Reviewed {reviewed} of {total} faces")
     if session.unsaved():

@@ -15,7 +15,7 @@ from core.evaluate_set import evaluate_labelled
 from core.labelled import LabelledSetError, read_labelled
 from core.reports import classifier_reports, load_report
 from ui.metric_charts import confusion_figure, per_class_figure, per_class_table, reliability_figure
-from ui.resources import get_classifier, shipped_models
+from ui.resources import get_classifier, label_model, shipped_models
 
 st.set_page_config(page_title="Model Comparison · EmoLens", page_icon="📊", layout="wide")
 st.title("Model Comparison")
@@ -98,7 +98,7 @@ models = shipped_models()
 if not models:
     st.warning("No emotion model is installed in the weights folder, so your data cannot be evaluated.")
     st.stop()
-own_model = st.selectbox("Model to evaluate", models, key="own_model") if len(models) > 1 else models[0]
+own_model = st.selectbox("Model to evaluate", models, key="own_model", format_func=label_model) if len(models) > 1 else models[0]
 archive = st.file_uploader("Labelled zip", type=None, key="own_zip")
 if archive is not None:
     key = (archive.file_id, own_model)

@@ -18,7 +18,7 @@ from core.landmarks import available_landmarkers, landmarker_label, make_landmar
 from core.onnx_classifier import fastest_classifier
 from core.render import EMOTION_COLORS
 from core.video import LiveAnalyzer, LiveConfig, LiveStats, VideoRejected, analyze_video
-from ui.resources import get_classifier, get_pipeline, shipped_models
+from ui.resources import get_classifier, get_pipeline, label_model, shipped_models
 
 st.set_page_config(page_title="Live Webcam · EmoLens", page_icon="🎥", layout="wide")
 COLORS = {e: f"rgb{c}" for e, c in EMOTION_COLORS.items()}
@@ -44,8 +44,8 @@ with st.sidebar:
     detector_name = st.selectbox("Face detector", detectors, index=detectors.index(settings.LIVE_DEFAULT_DETECTOR))
     st.caption(detector_description(detector_name))
     threshold = st.slider("Detection threshold", 0.05, 0.95, float(default_threshold(detector_name)), 0.05)
-    models = shipped_models()
-    model = st.selectbox("Emotion model", models) if len(models) > 1 else (models[0] if models else None)
+    models = shipped_models(settings.LIVE_DEFAULT_EMOTION_MODEL)
+    model = st.selectbox("Emotion model", models, format_func=label_model) if len(models) > 1 else (models[0] if models else None)
     detect_every = st.slider("Run the detector every k frames", 1, 10, settings.LIVE_DETECT_EVERY,
                              help="Between detections, faces are followed by optical flow (much cheaper).")
     smoothing = st.slider("Label smoothing (seconds)", 0.0, 2.0, settings.LIVE_SMOOTHING_S, 0.1,

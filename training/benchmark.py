@@ -216,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--detect-max-side", type=int, default=settings.LIVE_DETECT_MAX_SIDE)
     ap.add_argument("--classify-every", type=int, default=settings.LIVE_CLASSIFY_EVERY)
     ap.add_argument("--backend", default="auto", choices=BACKENDS, help="classifier backend")
-    ap.add_argument("--model", default=None, help="emotion model name in the weights folder")
+    ap.add_argument("--model", default=settings.LIVE_DEFAULT_EMOTION_MODEL,
+                    help="emotion model name in the weights folder (default: the live page's)")
     args = ap.parse_args(argv)
     try:
         report = run(args)

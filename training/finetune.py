@@ -266,6 +266,8 @@ def finetune(labelled: LabelledSet, cfg: FinetuneConfig, base: EmotionClassifier
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     base = base or EmotionClassifier.load()
+    if base.card.members:  # an ensemble has no single head: start from its first (best validated) member
+        base = EmotionClassifier.load(base.card.members[0])
     report_progress = progress or (lambda f, t: None)
     faces, classes = select_faces(labelled, cfg.classes)
     labels = np.array([classes.index(f.emotion) for f in faces], dtype=np.int64)

@@ -40,6 +40,7 @@ def slide_texts(inp: ReportInputs) -> list[tuple[str, str]]:
                "Detect faces, classify 7 expressions, measure how well it works - all on one machine.\n"
                "Numbers on these slides are generated from weights/reports/*.json by training/make_report.py.")]
     for title, name in (("Emotion classifier", "classifier"), ("Per-class metrics (PrivateTest)", "per_class"),
+                        ("GPU candidates and ensembles (PublicTest)", "ensemble_selection"),
                         ("Architecture comparison (one recipe)", "experiments"), ("Face detectors", "detection"),
                         ("Fairness audit", "fairness"), ("Landmarks (helen_test)", "landmarks"),
                         ("Classifier speed", "classifier_speed"), ("Live speed", "live"), ("Batch throughput", "batch")):

@@ -204,10 +204,35 @@ def classifier_speed_table(inp: ReportInputs) -> str:
               f"fastest: `{rep['fastest']}`; load average {rep['load_avg_before']}. Command: `{rep['command']}`")
 
 
+def ensemble_selection_table(inp: ReportInputs) -> str:
+    """The GPU-trained candidates on PublicTest and the greedy ensemble path, per label set."""
+    out = []
+    for key, title in (("ensemble_selection_fer2013", "FER-2013 labels"),
+                       ("ensemble_selection_ferplus", "FER+ majority labels")):
+        rep = inp.get(key)
+        if rep is None:
+            continue
+        chosen = set(rep["chosen"])
+        rows = [[f"`{name}`", inp.cards.get(name, {}).get("architecture", "not shipped"),
+                 pct(r["accuracy"], 2), pct(r["accuracy_tta"], 2), "yes" if name in chosen else ""]
+                for name, r in sorted(rep["candidates"].items(), key=lambda kv: -kv[1]["accuracy_tta"])]
+        path = " → ".join(f"{' + '.join(step['members'])}: {pct(step['accuracy'], 2)}" for step in rep["path"])
+        args = rep["command"].split()
+        name = args[args.index("--name") + 1] if "--name" in args else "the ensemble"
+        shipped = f"shipped as `{name}`" if name in inp.cards else f"`{name}` is not shipped"
+        out.append(f"**{title}** ({rep['split']}; {shipped})\n\n"
+                   + table(["model", "architecture (if shipped)", "accuracy", "accuracy, flip TTA", "in ensemble"], rows)
+                   + f"\n\nGreedy path: {path}. Command: `{rep['command']}`")
+    if not out:
+        return missing("Ensemble selection", "python -m training.select_ensemble ...")
+    return "\n\n".join(out)
+
+
 BLOCKS: dict[str, Callable[[ReportInputs], str]] = {
+    "ensemble_selection": ensemble_selection_table,
     "classifier": shipped_classifier_table,
-    "per_class": lambda inp: per_class_table(inp, "classifier_emotion_vgg_s_PrivateTest"),
-    "confusion": lambda inp: confusion_table(inp, "classifier_emotion_vgg_s_PrivateTest"),
+    "per_class": lambda inp: per_class_table(inp, "classifier_emotion_ensemble_PrivateTest"),
+    "confusion": lambda inp: confusion_table(inp, "classifier_emotion_ensemble_PrivateTest"),
     "experiments": experiments_table,
     "detection": detection_table,
     "fairness": fairness_table,

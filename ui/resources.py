@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.classifier import EmotionClassifier, ModelCard, list_models
+from core.classifier import EmotionClassifier, ModelCard, list_models, model_label
 from core.detection import make_detector
 from core.pipeline import EmotionPipeline
 from core import settings
@@ -19,8 +19,14 @@ def get_pipeline(detector: str, threshold: float, model: str | None = None) -> E
     return EmotionPipeline(make_detector(detector, threshold), get_classifier(model))
 
 
-def shipped_models() -> list[str]:
-    return list_models()
+def shipped_models(default: str | None = None) -> list[str]:
+    """Shipped emotion models, the page's default first (pickers preselect it)."""
+    first = default or settings.DEFAULT_EMOTION_MODEL
+    return sorted(list_models(), key=lambda n: n != first)
+
+
+def label_model(name: str) -> str:
+    return model_label(name)
 
 
 def model_card(name: str | None = None) -> ModelCard:

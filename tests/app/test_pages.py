@@ -1,6 +1,8 @@
 """Each page rendered headlessly with Streamlit's AppTest: valid and invalid uploads, no exceptions."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -25,7 +27,9 @@ def test_home_renders_model_card(shipped_weights):
     assert not at.exception
     assert "EmoLens" in at.title[0].value
     labels = {m.label: m.value for m in at.metric}
-    assert labels["Architecture"] == "emolens_vgg_s"
+    card = json.loads(shipped_weights.read_text())
+    expected = f"ensemble of {len(card['members'])}" if card.get("members") else card["architecture"]
+    assert labels["Architecture"] == expected
     assert labels["FER-2013 test accuracy"].endswith("%")
     assert "consent" in all_text(at)
 

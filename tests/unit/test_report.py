@@ -46,3 +46,18 @@ def test_blocks_are_filled_and_unknown_blocks_are_refused():
     else:
         raise AssertionError("an unknown block must be refused")
     assert table(["a"], [["1"]]) == "| a |\n|---|\n| 1 |"
+
+
+def test_ensemble_selection_block_says_what_was_chosen_and_whether_it_ships():
+    from training.report_tables import ensemble_selection_table
+
+    rep = {"split": "PublicTest", "chosen": ["a", "b"], "command": "python -m training.select_ensemble --name ens",
+           "candidates": {"a": {"accuracy": 0.70, "accuracy_tta": 0.71}, "b": {"accuracy": 0.69, "accuracy_tta": 0.70},
+                          "c": {"accuracy": 0.60, "accuracy_tta": 0.61}},
+           "path": [{"members": ["a"], "accuracy": 0.71}, {"members": ["a", "b"], "accuracy": 0.72}]}
+    shipped = ensemble_selection_table(ReportInputs(cards={"ens": {}, "a": {"architecture": "vgg"}},
+                                                    reports={"ensemble_selection_fer2013": rep}))
+    assert "shipped as `ens`" in shipped and "a + b: 72.00%" in shipped
+    assert "| `a` | vgg | 70.00% | 71.00% | yes |" in shipped and "| `c` | not shipped | 60.00% | 61.00% |  |" in shipped
+    unshipped = ensemble_selection_table(ReportInputs(cards={}, reports={"ensemble_selection_ferplus": rep}))
+    assert "`ens` is not shipped" in unshipped
