@@ -51,6 +51,13 @@ class ModelCard:
         )
 
 
+def weight_files(card: ModelCard, root: Path) -> list[Path]:
+    """Every weights file a card needs: its own, or (for an ensemble) each member's, in member order."""
+    if not card.members:
+        return [root / card.weights]
+    return [f for m in card.members for f in weight_files(ModelCard.load(root / f"{m}.json"), root)]
+
+
 def list_models(weights_dir: Path | None = None) -> list[str]:
     """Names of the emotion models shipped in the weights folder (those with a card and weights)."""
     root = weights_dir or settings.weights_dir()

@@ -40,7 +40,7 @@ from sklearn.metrics import f1_score
 
 import core  # noqa: F401  (offline switches)
 from core import settings
-from core.classifier import EmotionClassifier
+from core.classifier import EmotionClassifier, weight_files
 from core.detection import Box, make_detector
 from core.emotions import EMOTIONS
 from core.landmark_metrics import eye_centre_error, interocular, nme
@@ -292,7 +292,11 @@ def faces_and_points(src: FaceSource, located: dict[str, np.ndarray], methods: t
 
 
 def weights_sha256(classifier: EmotionClassifier, weights_dir: Path) -> str:
-    return hashlib.sha256((weights_dir / classifier.card.weights).read_bytes()).hexdigest()
+    """One digest over every weights file the model uses (an ensemble has one per member)."""
+    digest = hashlib.sha256()
+    for path in weight_files(classifier.card, weights_dir):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -158,3 +158,11 @@ def test_greedy_selection_adds_only_members_that_help():
     assert accs == sorted(accs) and len(set(accs)) == len(accs)  # each step strictly better
     assert "useless" not in path[-1]["members"]
     assert path[0]["members"][0] in ("good", "other")
+
+
+def test_weight_files_lists_each_members_file(tmp_path):
+    from core.classifier import ModelCard, weight_files
+
+    root = _ensemble_dir(tmp_path)
+    assert weight_files(ModelCard.load(root / "ens.json"), root) == [root / "m0.safetensors", root / "m1.safetensors"]
+    assert weight_files(ModelCard.load(root / "m1.json"), root) == [root / "m1.safetensors"]
