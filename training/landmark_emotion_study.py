@@ -2,7 +2,7 @@
 
     python -m training.landmark_emotion_study --json weights/reports/landmarks.json \
         [--model emotion_vgg_s] [--weights-dir weights] [--fer ../shared/data/fer2013/fer2013.npz] \
-        [--split PrivateTest] [--fairness ../shared/data/fairness] [--fer-limit N] [--fairness-limit N] \
+        [--split PublicTest] [--fairness ../shared/data/fairness] [--fer-limit N] [--fairness-limit N] \
         [--landmark-cache /tmp/emolens_landmark_cache.npz]
 
 For every face the classifier gets (a) the plain crop (`core.pipeline.crop_face`, what the app does by
@@ -14,7 +14,7 @@ outer-eye-corner distance per axis. The error actually added is measured as NME 
 points (and as eye-centre error, the only thing alignment uses), so the curve is accuracy vs landmark NME.
 Crops go through `core.pipeline.face_crop`, the app's own path (aligned if points are usable, else plain).
 
-Face sets: FER-2013 test faces (48x48 grey; the whole image is the face at FER framing, the landmarkers
+Face sets: FER-2013 validation (PublicTest) faces (48x48 grey; the whole image is the face at FER framing, the landmarkers
 upscale it), and the fairness set's real photos: London (studio portraits; the app's detector finds the
 face) and IMFDB (film stills already cropped to the face; the whole image is the face). Accuracies are
 compared on the faces where every landmarker returned points ("common"); `accuracy_all` also counts the
@@ -305,7 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default=settings.DEFAULT_EMOTION_MODEL)
     ap.add_argument("--weights-dir", default=str(settings.weights_dir()))
     ap.add_argument("--fer", default=str(settings.data_dir() / "fer2013" / "fer2013.npz"))
-    ap.add_argument("--split", default="PrivateTest", choices=["PublicTest", "PrivateTest"])
+    ap.add_argument("--split", default="PublicTest", choices=["PublicTest", "PrivateTest"],
+                    help="FER-2013 faces; PublicTest (validation), since the study informs an app setting")
     ap.add_argument("--fairness", default=str(settings.data_dir() / "fairness"))
     ap.add_argument("--detector", default=settings.DEFAULT_DETECTOR, help="finds the faces in London photos")
     ap.add_argument("--fer-limit", type=int, default=None, help="random subset of N FER faces (seeded)")

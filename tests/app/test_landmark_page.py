@@ -31,7 +31,7 @@ def synthetic_report() -> dict:
                        "diff_vs_none": 0.01, "diff_vs_none_ci95": [-0.01, 0.03]}}
     impact = {"model": "synthetic", "weights_sha256": "0" * 64, "reference": "mediapipe_mesh",
               "methods": ["mediapipe_mesh", "dlib68"], "command": "python -m training.landmark_emotion_study",
-              "sets": {"fer2013_PrivateTest": {"n": 100, "n_common": 98, "conditions": cond, "curve": curve,
+              "sets": {"fer2013_PublicTest": {"n": 100, "n_common": 98, "conditions": cond, "curve": curve,
                                                "vs_reference": {"dlib68": {"nme": 0.04, "eye_centre_error": 0.02}}}}}
     impact["summary"] = impact_summary(impact, methods, "synthetic faces")
     return {"methods": methods, "by_subset": {"helen_test": {"n": 6, "methods": methods}},

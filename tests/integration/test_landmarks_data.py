@@ -86,7 +86,7 @@ def test_emotion_study_runs_end_to_end(fer_npz, shipped_weights, tmp_path):
     assert main(["--json", str(out), "--weights-dir", str(shipped_weights.parent), "--fer", str(fer_npz),
                  "--fer-limit", "24", "--fairness-limit", "4", "--template-faces", "8"]) == 0
     section = json.loads(out.read_text())["emotion_impact"]
-    fer = section["sets"]["fer2013_PrivateTest"]
+    fer = section["sets"]["fer2013_PublicTest"]
     assert fer["n"] == 24 and fer["n_common"] >= 20
     assert set(fer["conditions"]) == {"none", "mediapipe_mesh", "dlib68"}
     nmes = [p["nme"] for p in fer["curve"]]
