@@ -69,8 +69,11 @@ def list_models(weights_dir: Path | None = None) -> list[str]:
             continue
         if raw.get("task") != "facial-emotion-classification":
             continue
-        files = [f"{m}.json" for m in raw.get("members", [])] or [raw.get("weights", "")]
-        if all(f and (root / f).exists() for f in files):
+        try:  # an ensemble is listed only when every member's card and weights file are there
+            files = weight_files(ModelCard.load(card_path), root)
+        except (OSError, KeyError, ValueError):
+            continue
+        if all(f.is_file() for f in files):
             names.append(raw["name"])
     return names
 

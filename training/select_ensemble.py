@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.candidates:
         clf = EmotionClassifier.load(name, root)
         plain = clf.logits(crops, tta_flip=False)
-        flipped = clf.logits(crops, tta_flip=True)
+        # mirror TTA = mean of the face's and its mirror's logits; reuse `plain` instead of recomputing it
+        flipped = 0.5 * (plain + clf.logits([c[:, ::-1] for c in crops], tta_flip=False))
         scores[name] = log_probs(flipped)
         singles[name] = {"accuracy": float((plain.argmax(1) == faces.labels).mean()),
                          "accuracy_tta": float((flipped.argmax(1) == faces.labels).mean())}

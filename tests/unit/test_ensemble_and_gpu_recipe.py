@@ -166,3 +166,9 @@ def test_weight_files_lists_each_members_file(tmp_path):
     root = _ensemble_dir(tmp_path)
     assert weight_files(ModelCard.load(root / "ens.json"), root) == [root / "m0.safetensors", root / "m1.safetensors"]
     assert weight_files(ModelCard.load(root / "m1.json"), root) == [root / "m1.safetensors"]
+
+
+def test_ensemble_is_not_listed_when_a_members_weights_are_missing(tmp_path):
+    root = _ensemble_dir(tmp_path)
+    (root / "m0.safetensors").unlink()
+    assert list_models(root) == ["m1"]
