@@ -3,6 +3,7 @@
     python -m training.evaluate_detector --data ../shared/data/faces --split val --min-face 32 \
         --detectors yolo,mediapipe,haar,mtcnn,ensemble --json weights/reports/detection.json \
         [--tune-split tune] [--limit N] [--ensemble-members auto|a,b,c] [--ensemble-weights 1,1,1] [--update-card]
+        [--yolo-weights CKPT] [--yolo-imgsz N]   # studies: a checkpoint, or another input size, in runs/
 
 Protocol:
 - Faces whose longer side is under --min-face px (in the stored image), and faces the YOLO labels drop as
@@ -152,12 +153,12 @@ def fingerprint(name: str, data_dir: Path) -> dict[str, Any]:
     fp: dict[str, Any] = {"detector": name, "version": CACHE_VERSION, "low_threshold": LOW_THRESHOLD,
                           "data": str(Path(data_dir).resolve())}
     if name == "yolo":
-        from core.detection.yolo import model_card, weights_path
+        from core.detection.yolo import input_size, resolve_backend, weights_path
 
         w = weights_path().resolve()
         st = w.stat()
         fp.update(weights=str(w), size=st.st_size, mtime=st.st_mtime,
-                  imgsz=model_card(w).get("imgsz"))
+                  imgsz=input_size(w), backend=resolve_backend())
     elif name == "mtcnn":
         from core.detection.mtcnn import MIN_FACE_SIZE
 
@@ -339,6 +340,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--no-cache", action="store_true", help="recompute every detection")
     ap.add_argument("--yolo-weights", type=Path, default=None,
                     help="evaluate this checkpoint instead of weights/face_yolo.pt (sets EMOLENS_FACE_YOLO)")
+    ap.add_argument("--yolo-imgsz", type=int, default=None,
+                    help="run yolo at this input size instead of its card's (sets EMOLENS_YOLO_IMGSZ)")
     ap.add_argument("--update-card", action="store_true",
                     help="write yolo's figures and tuned threshold into weights/face_yolo.json")
     return ap.parse_args(argv)
@@ -352,6 +355,11 @@ def main(argv: list[str] | None = None) -> int:
             print("--update-card writes the shipped card, so it cannot be combined with --yolo-weights.")
             return 2
         os.environ["EMOLENS_FACE_YOLO"] = str(args.yolo_weights.resolve())
+    if args.yolo_imgsz is not None:
+        if args.update_card:
+            print("--update-card writes the shipped card, so it cannot be combined with --yolo-imgsz.")
+            return 2
+        os.environ["EMOLENS_YOLO_IMGSZ"] = str(args.yolo_imgsz)
     import torch
 
     torch.set_num_threads(args.threads)

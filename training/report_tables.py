@@ -204,6 +204,20 @@ def classifier_speed_table(inp: ReportInputs) -> str:
               f"fastest: `{rep['fastest']}`; load average {rep['load_avg_before']}. Command: `{rep['command']}`")
 
 
+def detector_speed_table(inp: ReportInputs) -> str:
+    rep = inp.get("speed_detector")
+    if rep is None:
+        return missing("YOLO speed", "python -m training.benchmark_detector --json weights/reports/speed_detector.json")
+    rows = [[name, num(r["median_ms"], 1), num(r["p10_ms"], 1), str(r["rounds"])]
+            for name, r in rep["backends"].items()]
+    long_sides = sorted({max(int(v) for v in size.split("x")) for size in rep.get("image_sizes", [])})
+    return (table(["backend, threads", "median ms/image", "p10 ms/image", "rounds"], rows)
+            + f"\n\nOur YOLO at input {rep['imgsz']}, threshold {num(rep['threshold'], 2)}, on {rep['images']} "
+              f"{rep['split']} photos (long side {'/'.join(map(str, long_sides))} px); `detect()` end to end (letterbox, "
+              f"network, NMS); per-round means, backends interleaved; fastest: `{rep['fastest']}`; load average "
+              f"{rep['load_avg_before']}. Command: `{rep['command']}`")
+
+
 def ensemble_selection_table(inp: ReportInputs) -> str:
     """The GPU-trained candidates on PublicTest and the greedy ensemble path, per label set."""
     out = []
@@ -239,5 +253,6 @@ BLOCKS: dict[str, Callable[[ReportInputs], str]] = {
     "landmarks": landmarks_table,
     "live": live_table,
     "classifier_speed": classifier_speed_table,
+    "detector_speed": detector_speed_table,
     "batch": batch_table,
 }

@@ -96,8 +96,9 @@ _REGISTRY: dict[str, _Entry] = {
     "mediapipe_full": _Entry(_mediapipe_full, 0.5,
                              "MediaPipe BlazeFace full-range on tiles: small faces in group photos (slower)"),
     "haar": _Entry(_haar, 0.5, "OpenCV Haar cascade: classic baseline, frontal faces only"),
-    "yolo": _Entry(_yolo, _yolo_threshold, "Our YOLOv8n, trained here from scratch on WIDER FACE images (56 GPU "
-                   "epochs): more accurate than MediaPipe, slower on small images; see Model Comparison", _yolo_available),
+    "yolo": _Entry(_yolo, _yolo_threshold, "Our YOLOv8n, trained here from scratch on WIDER FACE photos (56 GPU "
+                   "epochs), run by ONNX Runtime: the best fast detector for group and event photos; see Model "
+                   "Comparison", _yolo_available),
     "mtcnn": _Entry(_mtcnn, 0.9, "MTCNN (facenet-pytorch): accurate cascaded CNN with 5 landmarks, slow on CPU",
                     _mtcnn_available),
     "dlib_hog": _Entry(_dlib_hog, 0.5, "dlib HOG + SVM: classic frontal-face detector, CPU-cheap"),

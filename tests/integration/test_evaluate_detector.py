@@ -79,3 +79,26 @@ def test_new_detectors_find_the_astronaut(detector, astronaut):
     assert all(0.0 <= d.score <= 1.0 for d in found)
     if detector == "mtcnn":
         assert len(found) == 1  # dlib's HOG also fires elsewhere in this photo at its default threshold
+
+
+def test_yolo_backends_agree_on_real_photos(astronaut):
+    """ONNX Runtime (the default where installed) must give Ultralytics' own boxes and scores: same letterbox,
+    same NMS, same weights; only the engine differs."""
+    import numpy as np
+
+    from core.detection.yolo import YoloDetector, onnx_available, weights_path
+
+    if not weights_path().is_file():
+        pytest.skip(f"{weights_path()} is not trained yet (python -m training.train_detector)")
+    if not onnx_available():
+        pytest.skip("onnxruntime/onnx are not installed, so only the torch backend exists")
+    torch_det, onnx_det = YoloDetector(0.1, backend="torch"), YoloDetector(0.1, backend="onnxruntime")
+    assert onnx_det.backend == "onnxruntime" and torch_det.backend == "torch"
+    rng = np.random.default_rng(0)
+    wide = np.clip(np.concatenate([astronaut, astronaut[:, ::-1]], axis=1).astype(int)
+                   + rng.integers(-8, 9, (astronaut.shape[0], 2 * astronaut.shape[1], 3)), 0, 255).astype(np.uint8)
+    for image in (astronaut, wide, astronaut[40:300, 60:420]):  # square, wide, odd-sized crop
+        a, b = torch_det.detect(image), onnx_det.detect(image)
+        assert a and len(a) == len(b)
+        for x, y in zip(a, b):
+            assert np.allclose(x.box, y.box, atol=0.05) and abs(x.score - y.score) < 1e-3

@@ -61,3 +61,16 @@ def test_ensemble_selection_block_says_what_was_chosen_and_whether_it_ships():
     assert "| `a` | vgg | 70.00% | 71.00% | yes |" in shipped and "| `c` | not shipped | 60.00% | 61.00% |  |" in shipped
     unshipped = ensemble_selection_table(ReportInputs(cards={}, reports={"ensemble_selection_ferplus": rep}))
     assert "`ens` is not shipped" in unshipped
+
+
+def test_detector_speed_block_lists_every_backend_and_the_photo_size():
+    from training.report_tables import detector_speed_table
+
+    rep = {"imgsz": 416, "threshold": 0.5445, "images": 2, "split": "val", "fastest": "onnxruntime_2t",
+           "image_sizes": ["512x384", "341x512"], "load_avg_before": [0.5, 0.4, 0.3], "command": "python -m x",
+           "backends": {"torch_2t": {"median_ms": 54.29, "p10_ms": 45.08, "rounds": 5},
+                        "onnxruntime_2t": {"median_ms": 30.32, "p10_ms": 28.97, "rounds": 5}}}
+    out = detector_speed_table(ReportInputs(cards={}, reports={"speed_detector": rep}))
+    assert "| torch_2t | 54.3 | 45.1 | 5 |" in out and "| onnxruntime_2t | 30.3 | 29.0 | 5 |" in out
+    assert "input 416" in out and "long side 512 px" in out and "`onnxruntime_2t`" in out
+    assert "not been measured" in detector_speed_table(ReportInputs(cards={}, reports={}))
