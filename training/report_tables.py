@@ -189,7 +189,8 @@ def batch_table(inp: ReportInputs) -> str:
     load = machine.get("before", {}).get("load_avg_1_5_15") if isinstance(machine.get("before"), dict) else None
     return (table(["engine", "torch threads", "images/s (whole run)", "images/s (steady)", "start-up s",
                    "peak memory MB (PSS)", "ms/image decode / detect / classify"], rows)
-            + f"\n\n{rep.get('n_images')} generated images; load average before the run: {load}. "
+            + f"\n\n{rep.get('n_images')} generated images; detector `{rep.get('detector')}`, model "
+              f"`{rep.get('model')}`; load average before the run: {load}. "
               f"Command: `{rep.get('command', '')}`")
 
 
