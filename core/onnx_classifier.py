@@ -7,17 +7,18 @@ which torch's exporter needs) the torch model is used unchanged.
 """
 from __future__ import annotations
 
-import importlib.util
-import io
 import statistics
 import time
-import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from core.classifier import EmotionClassifier
+from core.onnx_runtime import cpu_session, export_to_bytes, onnx_available
+
+__all__ = ["BACKENDS", "BackendChoice", "OnnxEmotionClassifier", "export_onnx", "fastest_classifier",
+           "onnx_available"]
 
 BACKENDS = ("auto", "torch", "onnxruntime")
 
@@ -36,23 +37,14 @@ class BackendChoice:
         return asdict(self)
 
 
-def onnx_available() -> bool:
-    """True when both ONNX Runtime and the `onnx` package (torch's exporter needs it) are installed."""
-    return all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "onnx"))
-
-
 def export_onnx(classifier: EmotionClassifier) -> bytes:
     """The classifier's network as an ONNX graph (bytes, in memory), batch size left dynamic."""
     import torch
 
     card = classifier.card
     example = torch.zeros(1, card.in_chans, card.input_size, card.input_size)
-    buf = io.BytesIO()
-    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-        warnings.simplefilter("ignore")  # the TorchScript exporter announces its own deprecation
-        torch.onnx.export(classifier.model.eval(), example, buf, input_names=["faces"], output_names=["logits"],
-                          dynamic_axes={"faces": {0: "n"}, "logits": {0: "n"}}, opset_version=17, dynamo=False)
-    return buf.getvalue()
+    return export_to_bytes(classifier.model.eval(), example, ["faces"], ["logits"],
+                           {"faces": {0: "n"}, "logits": {0: "n"}})
 
 
 class OnnxEmotionClassifier(EmotionClassifier):
@@ -62,14 +54,9 @@ class OnnxEmotionClassifier(EmotionClassifier):
     backend = "onnxruntime"
 
     def __init__(self, base: EmotionClassifier, threads: int = 1) -> None:
-        import onnxruntime as ort
-
         super().__init__(base.model, base.card, base.batch_size)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads  # 1: the other core decodes/encodes video and runs the detector
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        self._session = ort.InferenceSession(export_onnx(base), opts, providers=["CPUExecutionProvider"])
+        # threads=1 by default: the other core decodes/encodes video and runs the detector
+        self._session = cpu_session(export_onnx(base), threads)
 
     def _forward(self, x: np.ndarray) -> np.ndarray:
         return self._session.run(None, {"faces": x})[0]

@@ -6,19 +6,16 @@ and scores drop when it is run at another one.
 
 Two backends share Ultralytics' own letterbox, NMS and box rescaling, so they differ only in who runs the
 network: Ultralytics' torch predictor, or ONNX Runtime on a graph exported in memory from the same loaded
-weights (nothing extra is shipped or written). On this 2-core CPU the network alone takes ~66 ms in torch and
-~26 ms in ONNX Runtime on a 512x384 photo, so "auto" picks ONNX Runtime when `onnxruntime` and `onnx` are
-installed (`python -m training.benchmark_detector` prints both). `EMOLENS_YOLO_BACKEND=torch` forces the old path.
+weights (nothing extra is shipped or written). On this 2-core CPU a 512-px photo takes ~54 ms with torch and
+~30 ms with ONNX Runtime (2 threads; `python -m training.benchmark_detector`), so "auto" picks ONNX Runtime
+when `onnxruntime` and `onnx` are installed. `EMOLENS_YOLO_BACKEND=torch` forces Ultralytics' predictor.
 """
 from __future__ import annotations
 
 import copy
-import importlib.util
-import io
 import json
 import os
 import threading
-import warnings
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -27,6 +24,7 @@ import numpy as np
 
 from core import settings
 from core.detection.base import Detection, DetectorUnavailable, FaceDetector
+from core.onnx_runtime import cpu_session, export_to_bytes, onnx_available
 
 DEFAULT_IMGSZ = 320
 FALLBACK_THRESHOLD = 0.25  # Ultralytics' own predict default, used until the card holds a tuned one
@@ -66,11 +64,6 @@ def input_size(path: Path | None = None) -> int:
     return int(override) if override else int(model_card(path).get("imgsz", DEFAULT_IMGSZ))
 
 
-def onnx_available() -> bool:
-    """ONNX Runtime to run the graph, and `onnx`, which torch's exporter needs."""
-    return all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "onnx"))
-
-
 def resolve_backend(requested: str | None = None) -> str:
     """`requested`, else `EMOLENS_YOLO_BACKEND`, else "auto"; "auto" is ONNX Runtime where installed."""
     name = (requested or os.environ.get("EMOLENS_YOLO_BACKEND") or "auto").strip().lower()
@@ -99,26 +92,14 @@ def export_onnx(yolo: Any, example_hw: tuple[int, int]) -> bytes:
     net = copy.deepcopy(yolo.model).float().eval().fuse(verbose=False)
     head = net.model[-1]
     head.export, head.dynamic, head.format = True, True, "onnx"  # (1, 4 + classes, anchors) output only
-    example = torch.zeros(1, 3, *example_hw)
-    buf = io.BytesIO()
-    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-        warnings.simplefilter("ignore")  # the TorchScript exporter announces its own deprecation
-        torch.onnx.export(net, example, buf, input_names=["images"], output_names=["preds"], opset_version=17,
-                          dynamic_axes={"images": {2: "height", 3: "width"}}, dynamo=False)
-    return buf.getvalue()
+    return export_to_bytes(net, torch.zeros(1, 3, *example_hw), ["images"], ["preds"],
+                           {"images": {2: "height", 3: "width"}})
 
 
 @lru_cache(maxsize=4)
 def _onnx_session(path: str, mtime: float, threads: int) -> Any:
     """One ONNX Runtime session per weights file and thread count (export ~2 s, once per process)."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    graph = export_onnx(_load(path, mtime), (320, 416))
-    return ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
+    return cpu_session(export_onnx(_load(path, mtime), (320, 416)), threads)
 
 
 def _threads() -> int:
