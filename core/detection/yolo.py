@@ -102,6 +102,13 @@ def _onnx_session(path: str, mtime: float, threads: int) -> Any:
     return cpu_session(export_onnx(_load(path, mtime), (320, 416)), threads)
 
 
+def _letterbox(imgsz: int, stride: int) -> Any:
+    """Ultralytics' predictor letterbox: scale to fit imgsz, pad to the smallest multiple of the stride."""
+    from ultralytics.data.augment import LetterBox
+
+    return LetterBox((imgsz, imgsz), auto=True, stride=stride)
+
+
 def _threads() -> int:
     """Torch's intra-op thread count, so `--threads` and the API's per-worker setting govern both backends."""
     import torch
@@ -128,11 +135,11 @@ class YoloDetector(FaceDetector):
         self.backend = resolve_backend(backend)
         key = (str(path.resolve()), path.stat().st_mtime)
         self._model = _load(*key)
-        self._stride = int(max(self._model.model.stride))
         self._session = _onnx_session(*key, _threads()) if self.backend == "onnxruntime" else None
+        self._letterbox = _letterbox(self.imgsz, int(max(self._model.model.stride)))
         self._lock = threading.Lock()  # Ultralytics predictors keep per-call state
-        # Ultralytics builds its predictor on the first call (~5 s here): pay that while the app shows
-        # "Loading the face detector", not on the user's first photo.
+        # The first call builds Ultralytics' predictor (~5 s, torch) or warms ONNX Runtime: pay that while the
+        # app shows "Loading the face detector", not on the user's first photo.
         self._detect(np.zeros((self.imgsz, self.imgsz, 3), np.uint8))
 
     def _detect(self, image: np.ndarray) -> list[Detection]:
@@ -153,13 +160,12 @@ class YoloDetector(FaceDetector):
         """Ultralytics' predictor steps with ONNX Runtime in the middle: its rect letterbox (on the RGB image
         the network wants, so no channel flips), RGB 0-1 CHW, the confidence cut, then class-free NMS
         (torchvision's, as Ultralytics calls it) and its box rescaling. Cutting by confidence in numpy first
-        keeps NMS to the few candidates (0.8 ms instead of 4). The session is thread-safe: no lock."""
+        leaves NMS only the few candidates. The session is thread-safe: no lock."""
         import torch
         from torchvision.ops import nms
-        from ultralytics.data.augment import LetterBox
         from ultralytics.utils import ops
 
-        padded = LetterBox((self.imgsz, self.imgsz), auto=True, stride=self._stride)(image=np.ascontiguousarray(rgb))
+        padded = self._letterbox(image=np.ascontiguousarray(rgb))
         x = padded.transpose(2, 0, 1)[None].astype(np.float32)
         x *= 1.0 / 255.0
         preds = self._session.run(None, {"images": x})[0][0]  # (4 + 1, anchors): cx cy w h, face score
