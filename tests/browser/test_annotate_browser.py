@@ -4,7 +4,8 @@ from __future__ import annotations
 import re
 
 from core.labelled import read_labelled
-from tests.browser.test_browser import app_url, browser, docs_screenshot  # noqa: F401  (server + Chromium fixtures)
+from tests.browser.test_browser import (app_url, browser, docs_screenshot,  # noqa: F401  (server + Chromium fixtures)
+                                        wait_until_idle)
 from tests.conftest import ARTIFACTS, encode
 
 
@@ -26,6 +27,9 @@ def test_annotate_upload_relabel_export(app_url, browser, tmp_path, astronaut): 
     page.get_by_role("option", name=new, exact=True).click()
     page.get_by_text("Reviewed 1 of 1 faces", exact=False).first.wait_for(timeout=120_000)
     page.get_by_text("Every face is reviewed.").wait_for(timeout=30_000)
+    # The success line renders before the download buttons further down the page; until the run ends they
+    # still hold the previous run's zip (Streamlit shows them faded), so wait for the run to finish.
+    wait_until_idle(page)
 
     with page.expect_download(timeout=60_000) as info:
         page.get_by_role("button", name="Download labelled zip").click()
