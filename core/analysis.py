@@ -12,7 +12,7 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from core.emotions import EMOTIONS
+from core.emotion.vocabulary import EMOTIONS
 from core.pipeline import EmotionPipeline, FaceResult
 from core.validation import ImageRejected, validate_image_bytes
 

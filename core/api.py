@@ -4,7 +4,7 @@
     gunicorn -w 2 -b 0.0.0.0:8000 --timeout 120 core.api:app    # production
 
 Everything the API knows comes from `core`: validation (`core.analysis.analyze_bytes`), zip safety
-(`core.archive`), per-file error handling (`core.batch.analyze_payload`) and the JSON keys
+(`core.archive`), per-file error handling (`core.batch.engine.analyze_payload`) and the JSON keys
 (`ImageAnalysis.to_json`, the same as the CLI). Uploads stay in memory (never spooled to a temporary
 file), request bodies are capped, and every failure is a JSON body `{"error": code, "message": text}`
 with a fitting status; logs carry sizes, codes and timings, never image content or file names.
@@ -28,8 +28,9 @@ import core  # noqa: F401  (offline switches before any third-party import)
 from core import settings
 from core.analysis import ImageAnalysis
 from core.archive import ArchiveError, ArchiveLimits, SafeZip, is_zip
-from core.batch import analyze_payload
-from core.classifier import EmotionClassifier, ModelCard, list_models
+from core.batch.engine import analyze_payload
+from core.emotion.classifier import EmotionClassifier
+from core.emotion.card import ModelCard, list_models
 from core.detection import available_detectors, default_threshold, detector_description, make_detector
 from core.openapi import ERROR_STATUS, build_spec
 from core.pipeline import EmotionPipeline, FaceResult

@@ -2,7 +2,7 @@
 and `python -m core batch DIR_OR_ZIP_OR_LIST --out results.csv|results.parquet [--engine local|ray]
 [--address HOST:6379] [--workers N] [--fps F]`.
 
-A thin shell over `core.analysis` / `core.batch`: the same validation messages and JSON keys as the app and API.
+A thin shell over `core.analysis` / `core.batch.engine`: the same validation messages and JSON keys as the app and API.
 """
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from core.batch import BatchConfig, make_engine, run_batch
+    from core.batch.engine import BatchConfig, make_engine, run_batch
 
     config = BatchConfig(args.detector, args.threshold, args.model, fps=args.fps, batch_size=args.batch_size)
     options = ({"address": args.address, "workers": args.workers} if args.engine == "ray"

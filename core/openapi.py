@@ -10,7 +10,7 @@ from typing import Any
 
 from core import settings
 from core.detection import available_detectors
-from core.emotions import EMOTIONS
+from core.emotion.vocabulary import EMOTIONS
 
 API_VERSION = "1.0.0"
 

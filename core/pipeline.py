@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 
 from core import settings
-from core.classifier import EmotionClassifier
+from core.emotion.classifier import EmotionClassifier
 from core.detection import Box, FaceDetector, make_detector
-from core.emotions import EMOTIONS
+from core.emotion.vocabulary import EMOTIONS
 
 
 @dataclass

@@ -33,7 +33,7 @@ DEFAULT_DETECTOR = os.environ.get("EMOLENS_DETECTOR", "mediapipe_full")
 DEFAULT_DETECTION_THRESHOLD = 0.5
 FACE_CROP_MARGIN = 0.2
 
-# REST API (core.api) and batch (core.batch, core.archive) limits.
+# REST API (core.api) and batch (core.batch.engine, core.archive) limits.
 API_MAX_REQUEST_BYTES = int(float(os.environ.get("EMOLENS_API_MAX_REQUEST_MB", "32")) * 1024 * 1024)
 API_MAX_BATCH_FILES = int(os.environ.get("EMOLENS_API_MAX_BATCH_FILES", "32"))
 API_MAX_CACHED_PIPELINES = int(os.environ.get("EMOLENS_API_MAX_CACHED_PIPELINES", "8"))
@@ -42,7 +42,7 @@ ARCHIVE_MAX_ENTRIES = int(os.environ.get("EMOLENS_ARCHIVE_MAX_ENTRIES", "50000")
 ARCHIVE_MAX_TOTAL_BYTES = int(float(os.environ.get("EMOLENS_ARCHIVE_MAX_TOTAL_MB", "2048")) * 1024 * 1024)
 ARCHIVE_MAX_RATIO = float(os.environ.get("EMOLENS_ARCHIVE_MAX_RATIO", "100"))  # for members over the size limit
 
-# Fairness audit (core.fairness, core.fairness_data, training.audit_fairness, the Fairness Audit page).
+# Fairness audit (core.fairness.metrics, core.fairness.audit, training.audit_fairness, the Fairness Audit page).
 # A group (or, for an emotion's recall, the group's examples of that emotion) smaller than this is marked
 # "too few" and left out of gaps: below ~30, one person's photos can swing a rate by several points.
 MIN_GROUP_SIZE = int(os.environ.get("EMOLENS_MIN_GROUP_SIZE", "30"))
@@ -65,7 +65,7 @@ LABELS_CSV_MAX_BYTES = int(float(os.environ.get("EMOLENS_LABELS_CSV_MAX_MB", "20
 # over fewer clusters gives intervals that are too narrow, and the gap may be about those individuals.
 MIN_GROUP_SUBJECTS = int(os.environ.get("EMOLENS_MIN_GROUP_SUBJECTS", "10"))
 
-# Live webcam and video files (core.video, the Live Webcam page, training.benchmark).
+# Live webcam and video files (core.live.tracking, the Live Webcam page, training.benchmark).
 LIVE_DEFAULT_DETECTOR = os.environ.get("EMOLENS_LIVE_DETECTOR", "mediapipe")  # short-range BlazeFace: webcam distance
 LIVE_DEFAULT_EMOTION_MODEL = os.environ.get("EMOLENS_LIVE_EMOTION_MODEL", "emotion_vgg_s")  # ~3 ms/face on ONNX
 LIVE_DETECT_EVERY = int(os.environ.get("EMOLENS_LIVE_DETECT_EVERY", "3"))  # detector every k frames, tracking between
@@ -107,7 +107,7 @@ ANNOTATE_PAGE_SIZE = int(os.environ.get("EMOLENS_ANNOTATE_PAGE_SIZE", "12"))  # 
 # then make one classification ~50x slower on a busy machine (measured: 4.5 s vs 0.05 s per face).
 API_TORCH_THREADS = int(os.environ.get("EMOLENS_API_TORCH_THREADS", "1"))
 
-# Batch at scale (core.batch*, `python -m core batch`, training.benchmark_batch, the Batch Results page).
+# Batch at scale (core.batch.engine*, `python -m core batch`, training.benchmark_batch, the Batch Results page).
 BATCH_SIZE = int(os.environ.get("EMOLENS_BATCH_SIZE", "16"))  # files per engine batch and per committed flush
 BATCH_VIDEO_FPS = float(os.environ.get("EMOLENS_BATCH_VIDEO_FPS", "1"))  # frames sampled per second of video
 BATCH_TORCH_THREADS = int(os.environ.get("EMOLENS_BATCH_TORCH_THREADS", "1"))  # per Ray actor: actors give parallelism

@@ -10,10 +10,10 @@ import streamlit as st
 
 import core  # noqa: F401
 from core import settings
-from core.annotation import AddResult, AnnotationError, AnnotationSession, json_bytes, label_studio_config
+from core.datasets.annotation import AddResult, AnnotationError, AnnotationSession, json_bytes, label_studio_config
 from core.archive import is_zip
 from core.detection import available_detectors, default_threshold
-from core.labelled import NOT_A_FACE, LabelledSetError, read_labelled
+from core.datasets.labelled import NOT_A_FACE, LabelledSetError, read_labelled
 from ui.resources import get_pipeline, label_model, shipped_models
 
 st.set_page_config(page_title="Annotate · EmoLens", page_icon="🏷️", layout="wide")

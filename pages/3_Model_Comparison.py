@@ -11,8 +11,8 @@ import plotly.express as px
 import streamlit as st
 
 import core  # noqa: F401
-from core.evaluate_set import evaluate_labelled
-from core.labelled import LabelledSetError, read_labelled
+from core.datasets.evaluate import evaluate_labelled
+from core.datasets.labelled import LabelledSetError, read_labelled
 from core.reports import classifier_reports, load_report
 from ui.metric_charts import confusion_figure, per_class_figure, per_class_table, reliability_figure
 from ui.resources import get_classifier, label_model, shipped_models

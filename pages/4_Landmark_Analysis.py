@@ -12,7 +12,7 @@ import streamlit as st
 import core  # noqa: F401
 from core import settings
 from core.detection import make_detector
-from core.landmark_metrics import FAILURE_THRESHOLD, disagreement
+from core.landmarks.metrics import FAILURE_THRESHOLD, disagreement
 from core.landmarks import available_landmarkers, landmarker_label, make_landmarker, to_68
 from core.landmarks.draw import COLORS, draw_landmarks
 from core.landmarks.report import ced_frame, curve_frame, load_landmark_report, nme_table, report_path

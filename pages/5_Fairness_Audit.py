@@ -10,8 +10,8 @@ import streamlit as st
 import core  # noqa: F401
 from core import settings
 from core.detection import default_threshold
-from core.fairness import FairnessAudit, metric_label
-from core.fairness_data import FACE_MODE_HELP, FACE_MODES, DatasetError, audit_dataset, open_upload
+from core.fairness.metrics import FairnessAudit, metric_label
+from core.fairness.audit import FACE_MODE_HELP, FACE_MODES, DatasetError, audit_dataset, open_upload
 from ui.fairness_charts import attribute_title, gap_chart, group_chart
 from ui.resources import get_pipeline, shipped_models
 

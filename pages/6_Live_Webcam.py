@@ -15,9 +15,11 @@ import core  # noqa: F401
 from core import settings
 from core.detection import available_detectors, default_threshold, detector_description
 from core.landmarks import available_landmarkers, landmarker_label, make_landmarker
-from core.onnx_classifier import fastest_classifier
+from core.emotion.onnx import fastest_classifier
 from core.render import EMOTION_COLORS
-from core.video import LiveAnalyzer, LiveConfig, LiveStats, VideoRejected, analyze_video
+from core.live.tracking import LiveAnalyzer, LiveConfig, LiveStats
+from core.live.video_io import VideoRejected
+from core.live.video_analysis import analyze_video
 from ui.resources import get_classifier, get_pipeline, label_model, shipped_models
 
 st.set_page_config(page_title="Live Webcam · EmoLens", page_icon="🎥", layout="wide")

@@ -7,7 +7,7 @@ import streamlit as st
 
 import core  # noqa: F401
 from core import settings
-from core.batch_results import (BatchResults, ResultsError, confidence_summary, confidence_table, emotion_shares,
+from core.batch.results import (BatchResults, ResultsError, confidence_summary, confidence_table, emotion_shares,
                                 errors_table, read_results, read_results_path, to_csv_bytes, video_timeline)
 from ui.batch_charts import confidence_chart, group_share_chart, share_chart, timeline_chart
 

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from core.emotions import EMOTIONS  # noqa: E402
+from core.emotion.vocabulary import EMOTIONS  # noqa: E402
 from training.data import LABEL_SOURCES, load_faces  # noqa: E402
 
 

@@ -22,8 +22,8 @@ from typing import Any
 
 from core import settings
 from core.detection import available_detectors
-from core.fairness import BootstrapConfig, FairnessAudit, metric_label
-from core.fairness_data import FACE_MODE_HELP, FACE_MODES, DatasetError, LabelledSet, audit_dataset, open_dataset
+from core.fairness.metrics import BootstrapConfig, FairnessAudit, metric_label
+from core.fairness.audit import FACE_MODE_HELP, FACE_MODES, DatasetError, LabelledSet, audit_dataset, open_dataset
 
 
 def data_fingerprint(path: Path, dataset: LabelledSet) -> dict[str, Any]:

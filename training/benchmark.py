@@ -35,10 +35,10 @@ import numpy as np
 
 import core  # noqa: F401  (offline switches)
 from core import settings
-from core.classifier import EmotionClassifier
+from core.emotion.classifier import EmotionClassifier
 from core.detection import available_detectors, make_detector
-from core.onnx_classifier import BACKENDS, fastest_classifier
-from core.video import LiveAnalyzer, LiveConfig, StageTimings
+from core.emotion.onnx import BACKENDS, fastest_classifier
+from core.live.tracking import LiveAnalyzer, LiveConfig, StageTimings
 from training.train_classifier import git_commit
 
 WIDTH, HEIGHT, FPS = 640, 480, 30

@@ -113,7 +113,7 @@ class TimedEngine:
 
 def child(args: argparse.Namespace) -> int:
     """One configuration, in this (child) process; prints one JSON line."""
-    from core.batch import BatchConfig, make_engine, run_batch
+    from core.batch.engine import BatchConfig, make_engine, run_batch
 
     options = {"workers": args.workers} if args.engine == "ray" else {"threads": args.workers}
     start = time.perf_counter()

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.classifier import EmotionClassifier
-from core.onnx_classifier import OnnxEmotionClassifier, onnx_available
+from core.emotion.classifier import EmotionClassifier
+from core.emotion.onnx import OnnxEmotionClassifier, onnx_available
 
 
 def time_ms(fn, crops, repeats: int) -> list[float]:

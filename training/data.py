@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.emotions import EMOTIONS
+from core.emotion.vocabulary import EMOTIONS
 
 SPLITS = ("Training", "PublicTest", "PrivateTest")
 

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from core import settings
-from core.classifier import EmotionClassifier
-from core.metrics import classification_report
+from core.emotion.classifier import EmotionClassifier
+from core.emotion.metrics import classification_report
 from training.data import LABEL_SOURCES, load_faces
 from training.train_classifier import git_commit
 

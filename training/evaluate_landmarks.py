@@ -28,7 +28,7 @@ import numpy as np
 import core  # noqa: F401  (offline switches)
 from core import settings
 from core.detection import Box, make_detector
-from core.landmark_metrics import CED_THRESHOLDS, FAILURE_THRESHOLD, score
+from core.landmarks.metrics import CED_THRESHOLDS, FAILURE_THRESHOLD, score
 from core.landmarks import available_landmarkers, make_landmarker
 from training.train_classifier import git_commit
 

@@ -4,7 +4,7 @@
         [--base-model NAME] [--name NAME] [--holdout 0.25] [--validation 0.2] [--group-column subject]
         [--full-head] [--last-block]
 
-The labelled set is anything `core.labelled.read_labelled` reads (the Annotate page's export, class
+The labelled set is anything `core.datasets.labelled.read_labelled` reads (the Annotate page's export, class
 folders, a folder with labels.csv). The shipped model's features are kept; a new final layer is trained
 for the set's classes (the 7 emotions or any other set, e.g. 5 of them), warm-started from the shipped
 layer's rows for classes it already knows. `--full-head` trains the whole head, `--last-block` also the
@@ -37,10 +37,10 @@ import torch.nn.functional as F
 from torch import nn
 
 import core  # noqa: F401  (offline switches)
-from core.classifier import EmotionClassifier
-from core.labelled import LabelledFace, LabelledSet, LabelledSetError, normalize_emotion, read_labelled
-from core.metrics import classification_report
-from core.preprocess import normalize_batch
+from core.emotion.classifier import EmotionClassifier
+from core.datasets.labelled import LabelledFace, LabelledSet, LabelledSetError, normalize_emotion, read_labelled
+from core.emotion.metrics import classification_report
+from core.emotion.preprocess import normalize_batch
 
 Progress = Callable[[float, str], None]
 SUBJECT_COLUMNS = ("subject", "subject_id", "person", "participant", "identity")
@@ -444,7 +444,7 @@ def _card(base: EmotionClassifier, model: nn.Module, classes: list[str], cfg: Fi
         "inference": dict(raw.get("inference", {})),
         "training_data": {
             "name": f"{data_label} ({len(faces)} labelled faces, {len(labelled.images)} images)",
-            "source": "a labelled set read by core.labelled (for example an Annotate page export)",
+            "source": "a labelled set read by core.datasets.labelled (for example an Annotate page export)",
             "terms": "As set by the owner of the labelled set; check them before sharing this model.",
             "base_model_training_data": raw.get("training_data", {}),
         },
@@ -509,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
                          validation=args.validation, seed=args.seed, name=args.name)
     command = "python -m training.finetune " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     try:
-        from core.emotions import EMOTIONS
+        from core.emotion.vocabulary import EMOTIONS
 
         vocabulary = list(dict.fromkeys([*EMOTIONS, *(normalize_emotion(c) for c in classes or [])]))
         labelled = read_labelled(Path(args.data), vocabulary)

@@ -40,10 +40,11 @@ from sklearn.metrics import f1_score
 
 import core  # noqa: F401  (offline switches)
 from core import settings
-from core.classifier import EmotionClassifier, weight_files
+from core.emotion.classifier import EmotionClassifier
+from core.emotion.card import weight_files
 from core.detection import Box, make_detector
-from core.emotions import EMOTIONS
-from core.landmark_metrics import eye_centre_error, interocular, nme
+from core.emotion.vocabulary import EMOTIONS
+from core.landmarks.metrics import eye_centre_error, interocular, nme
 from core.landmarks import make_landmarker
 from core.landmarks.align import eye_centres, template_for, template_from_eyes
 from core.landmarks.mapping import PARTS

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from core.emotions import EMOTIONS
+from core.emotion.vocabulary import EMOTIONS
 
 
 @dataclass

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from core import settings
-from core.classifier import EmotionClassifier, ModelCard
+from core.emotion.classifier import EmotionClassifier
+from core.emotion.card import ModelCard
 from training.calibration import fit_temperature
 from training.data import load_faces
 from training.train_classifier import git_commit

@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-import core.models  # noqa: F401  (registers EmoLens architectures with timm)
-from core.emotions import EMOTIONS
-from core.preprocess import normalize_batch, to_model_input
+import core.emotion.architectures  # noqa: F401  (registers EmoLens architectures with timm)
+from core.emotion.vocabulary import EMOTIONS
+from core.emotion.preprocess import normalize_batch, to_model_input
 from core.settings import data_dir
 from training.data import FaceSplit, load_faces
 from training.tensor_augment import TensorAugment

@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from core import settings
-from core.ultralytics_env import import_ultralytics
+from core.detection.ultralytics_env import import_ultralytics
 from training.detector_splits import split_train
 from training.train_classifier import git_commit
 

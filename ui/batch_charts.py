@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from core.emotions import EMOTIONS
+from core.emotion.vocabulary import EMOTIONS
 from core.render import EMOTION_COLORS
 
 MARGIN = dict(l=10, r=10, t=50, b=10)

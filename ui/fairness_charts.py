@@ -5,7 +5,7 @@ from typing import Sequence
 
 import plotly.graph_objects as go
 
-from core.fairness import FairnessAudit, metric_label
+from core.fairness.metrics import FairnessAudit, metric_label
 
 OK_COLOR = "#0072B2"      # Okabe-Ito blue: readable for colour-blind viewers
 FEW_COLOR = "#BBBBBB"     # groups too small to compare

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.classifier import EmotionClassifier, ModelCard, list_models, model_label
+from core.emotion.classifier import EmotionClassifier
+from core.emotion.card import ModelCard, list_models, model_label
 from core.detection import make_detector
 from core.pipeline import EmotionPipeline
 from core import settings

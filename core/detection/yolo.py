@@ -79,7 +79,7 @@ def resolve_backend(requested: str | None = None) -> str:
 @lru_cache(maxsize=2)
 def _load(path: str, mtime: float) -> Any:
     """One model per weights file (and version), shared by every YoloDetector: loading takes ~1 s."""
-    from core.ultralytics_env import import_ultralytics
+    from core.detection.ultralytics_env import import_ultralytics
 
     return import_ultralytics().YOLO(path, task="detect")  # offline switches, fonts, Pillow left alone
 

@@ -8,7 +8,7 @@ import pytest
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
-from core.labelled import read_labelled
+from core.datasets.labelled import read_labelled
 from tests.conftest import ROOT, encode
 
 PAGE = str(ROOT / "pages/2_Annotate.py")

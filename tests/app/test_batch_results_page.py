@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.batch_work import BATCH_COLUMNS
-from core.emotions import EMOTIONS
+from core.batch.work import BATCH_COLUMNS
+from core.emotion.vocabulary import EMOTIONS
 from tests.app.test_pages import all_text
 from tests.conftest import ROOT
 

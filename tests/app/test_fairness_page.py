@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 from streamlit.testing.v1 import AppTest
 
-from core.emotions import EMOTIONS
-from core.fairness import audit_frame
+from core.emotion.vocabulary import EMOTIONS
+from core.fairness.metrics import audit_frame
 from tests.app.test_pages import all_text
 from tests.conftest import ROOT, encode
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.landmark_metrics import CED_THRESHOLDS, score
+from core.landmarks.metrics import CED_THRESHOLDS, score
 from core.landmarks.report import impact_summary
 from tests.conftest import ROOT, encode
 

@@ -7,7 +7,7 @@ import shutil
 from streamlit.testing.v1 import AppTest
 
 from core import settings
-from core.emotions import EMOTIONS
+from core.emotion.vocabulary import EMOTIONS
 from tests.conftest import ROOT
 
 PAGE = str(ROOT / "pages/3_Model_Comparison.py")
@@ -70,7 +70,7 @@ def test_evaluate_own_zip_gives_the_expected_metrics(shipped_weights, astronaut)
     """The page's accuracy equals an independent computation on the same crops."""
     import numpy as np
 
-    from core.classifier import EmotionClassifier
+    from core.emotion.classifier import EmotionClassifier
     from core.pipeline import crop_face
     from tests.conftest import encode
 

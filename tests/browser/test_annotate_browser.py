@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from core.labelled import read_labelled
+from core.datasets.labelled import read_labelled
 from tests.browser.test_browser import (app_url, browser, docs_screenshot,  # noqa: F401  (server + Chromium fixtures)
                                         wait_until_idle)
 from tests.conftest import ARTIFACTS, encode

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from core import settings
-from core.fairness import FairnessAudit
-from core.fairness_data import open_folder
+from core.fairness.metrics import FairnessAudit
+from core.fairness.audit import open_folder
 from tests.conftest import ROOT, require
 
 REPORT = ROOT / "weights" / "reports" / "fairness.json"

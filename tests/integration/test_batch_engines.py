@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from core.batch import BATCH_COLUMNS, BatchConfig, LocalEngine, open_input, run_batch
-from core.emotions import EMOTIONS
+from core.batch.engine import BATCH_COLUMNS, BatchConfig, LocalEngine, open_input, run_batch
+from core.emotion.vocabulary import EMOTIONS
 from tests.conftest import ROOT
 
 CONFIG = BatchConfig(fps=4, batch_size=2)
@@ -47,7 +47,7 @@ def media(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def ray_engine():
     ray = pytest.importorskip("ray")
-    from core.batch_ray import RayEngine
+    from core.batch.ray_engine import RayEngine
 
     engine = RayEngine(workers=2)
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,

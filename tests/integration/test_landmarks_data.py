@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from core import settings
-from core.landmark_metrics import disagreement, nme
+from core.landmarks.metrics import disagreement, nme
 from core.landmarks import make_landmarker, to_68
 from core.landmarks.align import align_face
 from tests.conftest import require

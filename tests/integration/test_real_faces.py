@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from core.analysis import analyze_bytes, results_table
-from core.emotions import EMOTIONS
+from core.emotion.vocabulary import EMOTIONS
 from tests.conftest import ROOT, encode
 
 # The astronaut's face, measured by hand on skimage.data.astronaut() (512x512).

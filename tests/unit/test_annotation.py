@@ -9,12 +9,13 @@ import pytest
 import timm
 import torch
 
-import core.models  # noqa: F401
-from core.annotation import AnnotationError, AnnotationSession, label_studio_config, safe_file_name
-from core.classifier import EmotionClassifier, ModelCard
+import core.emotion.architectures  # noqa: F401
+from core.datasets.annotation import AnnotationError, AnnotationSession, label_studio_config, safe_file_name
+from core.emotion.classifier import EmotionClassifier
+from core.emotion.card import ModelCard
 from core.detection import Detection, FaceDetector
-from core.emotions import EMOTIONS
-from core.labelled import NOT_A_FACE, read_labelled, write_labels_zip
+from core.emotion.vocabulary import EMOTIONS
+from core.datasets.labelled import NOT_A_FACE, read_labelled, write_labels_zip
 from core.pipeline import EmotionPipeline
 from tests.conftest import encode
 

@@ -22,9 +22,9 @@ from flask import Flask
 from PIL import Image
 from safetensors.torch import save_file
 
-import core.models  # noqa: F401
+import core.emotion.architectures  # noqa: F401
 from core import settings
-from core.emotions import EMOTIONS
+from core.emotion.vocabulary import EMOTIONS
 from tests.conftest import encode
 
 
@@ -132,7 +132,7 @@ def test_openapi_documents_every_route(client, api):
 @pytest.mark.parametrize("detector", ["mediapipe_full", "haar"])
 def test_predict_matches_the_cli_json(client, api, face_png, spec, detector):
     from core.analysis import analyze_bytes
-    from core.classifier import EmotionClassifier
+    from core.emotion.classifier import EmotionClassifier
     from core.detection import make_detector
     from core.pipeline import EmotionPipeline
 
@@ -390,7 +390,7 @@ def test_logs_hold_no_image_content_or_names(client, api, face_png, caplog, monk
 # ---- concurrency and the model singleton -----------------------------------------------------------
 
 def test_concurrent_requests_share_one_model_and_agree(client, api, face_png, monkeypatch):
-    from core.classifier import EmotionClassifier
+    from core.emotion.classifier import EmotionClassifier
 
     loads = []
     real_load = EmotionClassifier.load.__func__

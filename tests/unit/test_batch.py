@@ -1,4 +1,4 @@
-"""Safe zip reading (core.archive) and the resumable batch engine and CLI (core.batch, `python -m core batch`)."""
+"""Safe zip reading (core.archive) and the resumable batch engine and CLI (core.batch.engine, `python -m core batch`)."""
 from __future__ import annotations
 
 import csv
@@ -13,7 +13,7 @@ import pytest
 from core.analysis import results_table
 from core.archive import (ArchiveLimits, CorruptArchive, MemberUnreadable, NotAZip, SafeZip, TooManyFiles,
                           UnsafePath, ZipBomb, is_image_name, iter_zip_images)
-from core.batch import (BATCH_COLUMNS, BatchError, BatchItem, LocalEngine, completed_files, open_input,
+from core.batch.engine import (BATCH_COLUMNS, BatchError, BatchItem, LocalEngine, completed_files, open_input,
                         process_item, run_batch)
 from core.detection import Detection, FaceDetector
 from core.validation import FileTooLarge
@@ -124,7 +124,7 @@ def test_is_image_name():
     assert not is_image_name("a/.b.png") and not is_image_name("__MACOSX/a.png") and not is_image_name("a.csv")
 
 
-# ---- core.batch ------------------------------------------------------------------------------------
+# ---- core.batch.engine ------------------------------------------------------------------------------------
 
 class FixedDetector(FaceDetector):
     """Two faces in every image of at least 64 px (so results are known without a real detector)."""
@@ -139,7 +139,7 @@ class FixedDetector(FaceDetector):
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
-    from core.classifier import EmotionClassifier
+    from core.emotion.classifier import EmotionClassifier
     from core.pipeline import EmotionPipeline
 
     root = make_tiny_weights(tmp_path_factory.mktemp("weights"), "tiny")

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 
 from core.analysis import ImageAnalysis
-from core.batch import (BATCH_COLUMNS, BatchConfig, BatchError, BatchItem, LocalEngine, open_input, output_format,
+from core.batch.engine import (BATCH_COLUMNS, BatchConfig, BatchError, BatchItem, LocalEngine, open_input, output_format,
                         process_batch, process_item, run_batch)
-from core.batch_output import Journal, open_sink
-from core.batch_work import analysis_rows, sample_video_frames
+from core.batch.output import Journal, open_sink
+from core.batch.work import analysis_rows, sample_video_frames
 from core.pipeline import FaceResult
 from tests.conftest import ROOT
 from tests.unit.test_api import make_tiny_weights
@@ -24,7 +24,7 @@ from tests.unit.test_batch import FixedDetector, img_bytes, make_zip
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
-    from core.classifier import EmotionClassifier
+    from core.emotion.classifier import EmotionClassifier
     from core.pipeline import EmotionPipeline
 
     root = make_tiny_weights(tmp_path_factory.mktemp("weights"), "tiny")
@@ -246,7 +246,7 @@ def test_duplicate_deliveries_are_written_once(media, tmp_path, pipeline):
 # ---- Ray is optional -------------------------------------------------------------------------------
 
 def test_local_engine_and_results_loading_never_import_ray():
-    code = ("import sys, core.batch, core.cli, core.batch_results, core.batch_output; "
+    code = ("import sys, core.batch.engine, core.cli, core.batch.results, core.batch.output; "
             "assert not [m for m in sys.modules if m == 'ray' or m.startswith('ray.')], 'ray imported'")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)
 

@@ -77,10 +77,10 @@ def test_perfect_detector_has_ap_one_and_misses_lower_it():
 def test_coco_ap_agrees_with_ultralytics_on_a_noisy_curve():
     """Our pycocotools-style AP against Ultralytics' maintained compute_ap (which differs only by its
     trapezoid ending at recall 1: at most ~0.005 here)."""
-    from core.ultralytics_env import prepare_ultralytics
+    from core.detection.ultralytics_env import prepare_ultralytics
 
     prepare_ultralytics()
-    from core.ultralytics_env import import_ultralytics
+    from core.detection.ultralytics_env import import_ultralytics
 
     import_ultralytics()  # keeps Pillow's Image.open unpatched for the tests that follow
     from ultralytics.utils.metrics import compute_ap

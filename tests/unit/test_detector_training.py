@@ -6,7 +6,7 @@ import os
 import pytest
 import yaml
 
-from core.ultralytics_env import prepare_ultralytics
+from core.detection.ultralytics_env import prepare_ultralytics
 from training.detector_splits import label_path, split_images, split_train
 from training.train_detector import write_dataset_yaml
 
@@ -68,7 +68,7 @@ def test_importing_ultralytics_leaves_pillow_alone():
 
     from PIL import Image, UnidentifiedImageError
 
-    from core.ultralytics_env import import_ultralytics
+    from core.detection.ultralytics_env import import_ultralytics
 
     import ultralytics.utils.patches  # a bare import patches Image.open ...
 

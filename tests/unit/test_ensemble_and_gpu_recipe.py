@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from core.classifier import EmotionClassifier, list_models
-from core.models import LogitEnsemble
+from core.emotion.classifier import EmotionClassifier
+from core.emotion.card import list_models
+from core.emotion.architectures import LogitEnsemble
 from tests.unit.test_training import make_fake_fer
 from training.select_ensemble import greedy_selection, log_probs
 from training.tensor_augment import TensorAugment
@@ -106,7 +107,7 @@ def _ensemble_dir(tmp_path):
     import timm
 
     base = {"task": "facial-emotion-classification", "architecture": "emolens_vgg_s", "input_size": 48,
-            "in_chans": 1, "mean": [0.5], "std": [0.25], "classes": list(__import__("core.emotions").emotions.EMOTIONS)}
+            "in_chans": 1, "mean": [0.5], "std": [0.25], "classes": list(__import__("core.emotion.vocabulary").emotion.vocabulary.EMOTIONS)}
     for i in range(2):
         torch.manual_seed(i)
         net = timm.create_model("emolens_vgg_s", num_classes=7, in_chans=1).eval()
@@ -139,7 +140,7 @@ def test_ensemble_is_not_listed_without_its_members(tmp_path):
 
 def test_ensemble_exports_to_onnx_with_equal_outputs(tmp_path):
     pytest.importorskip("onnxruntime")
-    from core.onnx_classifier import OnnxEmotionClassifier
+    from core.emotion.onnx import OnnxEmotionClassifier
 
     ens = EmotionClassifier.load("ens", _ensemble_dir(tmp_path))
     crops = [np.random.default_rng(0).integers(0, 256, (48, 48, 3), dtype=np.uint8)]
@@ -161,7 +162,7 @@ def test_greedy_selection_adds_only_members_that_help():
 
 
 def test_weight_files_lists_each_members_file(tmp_path):
-    from core.classifier import ModelCard, weight_files
+    from core.emotion.card import ModelCard, weight_files
 
     root = _ensemble_dir(tmp_path)
     assert weight_files(ModelCard.load(root / "ens.json"), root) == [root / "m0.safetensors", root / "m1.safetensors"]

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, recall_score
 
-from core.emotions import EMOTIONS
-from core.fairness import (BootstrapConfig, FairnessAudit, audit_attribute, audit_frame, cluster_bootstrap_confusions,
+from core.emotion.vocabulary import EMOTIONS
+from core.fairness.metrics import (BootstrapConfig, FairnessAudit, audit_attribute, audit_frame, cluster_bootstrap_confusions,
                            confusion_metrics)
-from core.fairness_data import DatasetError, classify_image, open_upload, open_zip, parse_labels, predict_set
+from core.fairness.audit import DatasetError, classify_image, open_upload, open_zip, parse_labels, predict_set
 from tests.conftest import encode
 
 K = len(EMOTIONS)
@@ -333,8 +333,8 @@ def test_predict_set_reports_bad_images_and_uses_given_boxes():
 
 
 def test_reads_the_labelled_set_format_written_by_core_labelled():
-    """A zip exported by the Annotate page / `core.labelled` audits as is: boxes, crops, review state."""
-    from core.labelled import LabelledFace, LabelledSet, write_labels_zip
+    """A zip exported by the Annotate page / `core.datasets.labelled` audits as is: boxes, crops, review state."""
+    from core.datasets.labelled import LabelledFace, LabelledSet, write_labels_zip
 
     photo, crop = encode(np.full((80, 120, 3), 40, np.uint8)), encode(np.full((48, 48, 3), 200, np.uint8))
     faces = [LabelledFace("group.png", (5, 5, 45, 45), "sad", extra={"group": "a"}),

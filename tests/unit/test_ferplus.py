@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from core.emotions import EMOTIONS
+from core.emotion.vocabulary import EMOTIONS
 from training.data import ferplus_targets, load_faces
 from training.evaluate_classifier import main as evaluate_main
 from training.train_classifier import main as train_main

@@ -9,12 +9,13 @@ import timm
 import torch
 from safetensors.torch import save_file
 
-import core.models  # noqa: F401
+import core.emotion.architectures  # noqa: F401
 from core.analysis import ImageAnalysis, results_table
-from core.classifier import EmotionClassifier, list_models
+from core.emotion.classifier import EmotionClassifier
+from core.emotion.card import list_models
 from core.detection import Detection, FaceDetector
-from core.emotions import EMOTIONS
-from core.labelled import LabelledFace, LabelledSet, write_labels_zip
+from core.emotion.vocabulary import EMOTIONS
+from core.datasets.labelled import LabelledFace, LabelledSet, write_labels_zip
 from core.pipeline import EmotionPipeline
 from core.render import render
 from tests.conftest import encode

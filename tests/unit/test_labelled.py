@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.labelled import (LabelledFace, LabelledSet, LabelledSetError, labelled_summary, read_labelled,
+from core.datasets.labelled import (LabelledFace, LabelledSet, LabelledSetError, labelled_summary, read_labelled,
                            write_labels_zip)
 from tests.conftest import encode
 

@@ -10,11 +10,11 @@ import timm
 import torch
 from safetensors.torch import save_file
 
-import core.models  # noqa: F401
-from core.classifier import EmotionClassifier
+import core.emotion.architectures  # noqa: F401
+from core.emotion.classifier import EmotionClassifier
 from core.detection import Detection, FaceDetector
-from core.emotions import EMOTIONS
-from core.landmark_metrics import (ced, ced_auc, disagreement, eye_centre_error, failure_rate, interocular, nme,
+from core.emotion.vocabulary import EMOTIONS
+from core.landmarks.metrics import (ced, ced_auc, disagreement, eye_centre_error, failure_rate, interocular, nme,
                                    nme_by_region, point_errors, score)
 from core.landmarks import available_landmarkers, make_landmarker
 from core.landmarks.align import FER_TEMPLATE, FER_TEMPLATES, AlignTemplate, align_face, alignment_matrix, \

@@ -9,12 +9,13 @@ import timm
 import torch
 from safetensors.torch import save_file
 
-import core.models  # noqa: F401
-from core.classifier import EmotionClassifier, list_models
+import core.emotion.architectures  # noqa: F401
+from core.emotion.classifier import EmotionClassifier
+from core.emotion.card import list_models
 from core.detection import Detection, FaceDetector, available_detectors, make_detector
-from core.emotions import EMOTIONS
+from core.emotion.vocabulary import EMOTIONS
 from core.pipeline import EmotionPipeline, crop_face
-from core.preprocess import normalize_batch, to_model_input
+from core.emotion.preprocess import normalize_batch, to_model_input
 from core.render import render
 
 

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import torch
 
-from core.classifier import EmotionClassifier
-from core.emotions import EMOTIONS
+from core.emotion.classifier import EmotionClassifier
+from core.emotion.vocabulary import EMOTIONS
 from training.calibration import fit_temperature
 from training.data import load_fer2013
 from training.evaluate_classifier import main as evaluate_main

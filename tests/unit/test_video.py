@@ -15,14 +15,16 @@ import timm
 import torch
 from safetensors.torch import save_file
 
-import core.models  # noqa: F401
+import core.emotion.architectures  # noqa: F401
 from core import settings
-from core.classifier import EmotionClassifier, ModelCard
+from core.emotion.classifier import EmotionClassifier
+from core.emotion.card import ModelCard
 from core.detection import Detection, FaceDetector, make_detector
-from core.emotions import EMOTIONS
-from core.onnx_classifier import OnnxEmotionClassifier, fastest_classifier, onnx_available
-from core.video import (IoUTracker, LiveAnalyzer, LiveConfig, StageTimings, VideoRejected, analyze_video,
-                        box_iou, open_video)
+from core.emotion.vocabulary import EMOTIONS
+from core.emotion.onnx import OnnxEmotionClassifier, fastest_classifier, onnx_available
+from core.live.tracking import IoUTracker, LiveAnalyzer, LiveConfig, StageTimings, box_iou
+from core.live.video_io import VideoRejected, open_video
+from core.live.video_analysis import analyze_video
 from training.benchmark import generated_frames
 
 CARD = {"name": "tiny", "task": "facial-emotion-classification", "architecture": "emolens_vgg_s",

@@ -23,7 +23,7 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
 from core import settings
-from core.emotions import EMOTIONS
+from core.emotion.vocabulary import EMOTIONS
 
 CI = tuple[float, float]
 MISSING_VALUES = frozenset({"", "unknown", "na", "n/a", "nan", "none", "null", "?"})

@@ -39,7 +39,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from core import settings
-from core.emotions import EMOTIONS
+from core.emotion.vocabulary import EMOTIONS
 from core.validation import sniff_format
 
 Box = tuple[float, float, float, float]

@@ -1,33 +1,27 @@
-"""Emotions in moving pictures: a live frame-by-frame pipeline and whole video files.
-
-Live (`LiveAnalyzer`): the detector runs every k frames on a downscaled copy; between detections each face's
+"""The live frame-by-frame analyzer (`LiveAnalyzer`): the detector runs every k frames on a downscaled copy; between detections each face's
 box follows Lucas-Kanade optical flow, and detections are joined to tracks by IoU (Hungarian matching).
 All faces of a frame are classified in one batch, and each track's probabilities are smoothed with an
 exponential moving average whose time constant is in seconds (frame rate independent), so labels do not
 flicker. Every stage is timed. The WebRTC callback processes only the newest frame and drops stale ones
 instead of queueing them, so latency stays bounded when the CPU is busy.
 
-Files (`analyze_video`): uploads are decoded by OpenCV straight from memory (its FFmpeg backend reads a
-file-like object), so no temporary file is written; one row per face and analysed frame comes out.
-
 No frame is stored anywhere: only boxes, probabilities and timings are kept.
 """
 from __future__ import annotations
 
-import io
 import math
 import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, ClassVar, Sequence
 
 import cv2
 import numpy as np
 import pandas as pd
 
 from core import settings
-from core.classifier import EmotionClassifier
+from core.emotion.classifier import EmotionClassifier
 from core.detection import Box, Detection, FaceDetector
 from core.detection.base import box_iou
 from core.pipeline import FaceResult, crop_face
@@ -385,157 +379,3 @@ class LiveAnalyzer:
                                  "share": labels.count(c) / len(labels) if labels else 0.0})
         stats.history = pd.DataFrame(rows, columns=["time_s", "emotion", "share"])
         return stats
-
-
-# ---------------------------------------------------------------------------------------------------
-# Video files
-# ---------------------------------------------------------------------------------------------------
-class VideoRejected(ValueError):
-    """A video we will not analyse, with a message for people (no traceback)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message
-
-
-@dataclass
-class VideoInfo:
-    width: int
-    height: int
-    fps: float
-    frames: int        # as the container reports it (may be 0 when unknown)
-    duration_s: float  # 0 when unknown
-
-    def describe(self) -> str:
-        length = f"{self.duration_s:.1f} s" if self.duration_s else "unknown length"
-        return f"{self.width}×{self.height}, {self.fps:.1f} fps, {length}"
-
-
-@dataclass
-class VideoAnalysis:
-    """Per analysed frame, the tracked faces; `table()` gives one row per face and frame."""
-
-    name: str
-    info: VideoInfo
-    frames: list[LiveFrame]
-    classes: tuple[str, ...]
-    seconds: float           # wall time of the analysis
-    notes: list[str] = field(default_factory=list)
-
-    def table(self) -> pd.DataFrame:
-        """Columns: frame, time_s, face (track id), box, detector score, smoothed emotion and confidence,
-        p_<emotion> (smoothed) and raw_<emotion> (that frame alone)."""
-        cols = (["frame", "time_s", "face", "x1", "y1", "x2", "y2", "score", "emotion", "confidence"]
-                + [f"p_{c}" for c in self.classes] + [f"raw_{c}" for c in self.classes])
-        rows = []
-        for fr in self.frames:
-            for f in fr.faces:
-                rows.append([fr.index, round(fr.time_s, 4), f.track_id, *(round(v, 1) for v in f.box),
-                             round(f.score, 4), f.label, round(f.confidence, 4),
-                             *(round(float(p), 4) for p in f.probs), *(round(float(p), 4) for p in f.raw_probs)])
-        return pd.DataFrame(rows, columns=cols)
-
-    def to_csv(self) -> bytes:
-        return self.table().to_csv(index=False).encode()
-
-
-class MemoryVideo:
-    """An OpenCV capture reading video bytes from memory (FFmpeg reads a BytesIO: no temporary file).
-
-    OpenCV does not keep a reference to the stream it reads, and releasing a capture whose stream was freed
-    crashes the process, so this object owns both and releases them together.
-    """
-
-    def __init__(self, data: bytes) -> None:
-        self._stream: io.BytesIO | None = io.BytesIO(data)
-        self.cap = cv2.VideoCapture(self._stream, cv2.CAP_FFMPEG, [])
-
-    def release(self) -> None:
-        self.cap.release()
-        self._stream = None
-
-    def __enter__(self) -> "MemoryVideo":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
-def open_video(data: bytes) -> tuple[MemoryVideo, VideoInfo]:
-    """Open video bytes in memory and check the limits in core.settings; the caller releases the video.
-    Raises VideoRejected with a plain message."""
-    if not data:
-        raise VideoRejected("empty", "The file is empty.")
-    if len(data) > settings.VIDEO_MAX_UPLOAD_BYTES:
-        raise VideoRejected("too_large", f"The video is {len(data) / 2**20:.1f} MB; the limit is "
-                                         f"{settings.VIDEO_MAX_UPLOAD_BYTES / 2**20:.0f} MB.")
-    video = MemoryVideo(data)
-    cap = video.cap
-    if not cap.isOpened():
-        video.release()
-        raise VideoRejected("unreadable", "This file is not a video that can be read (mp4, webm or avi), "
-                                          "or it is damaged.")
-    w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-    fps = fps if 0 < fps < 1000 else 0.0
-    frames = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
-    info = VideoInfo(w, h, fps, frames, frames / fps if fps and frames else 0.0)
-    problem = None
-    if w <= 0 or h <= 0:
-        problem = VideoRejected("unreadable", "The video has no readable picture track.")
-    elif w * h > settings.VIDEO_MAX_MEGAPIXELS * 1e6:
-        problem = VideoRejected("too_many_pixels", f"The video is {w}×{h}; the limit is "
-                                                   f"{settings.VIDEO_MAX_MEGAPIXELS:g} megapixels per frame.")
-    elif info.duration_s > settings.VIDEO_MAX_SECONDS:
-        problem = VideoRejected("too_long", f"The video lasts {info.duration_s:.0f} s; the limit is "
-                                            f"{settings.VIDEO_MAX_SECONDS:.0f} s. Trim it and upload again.")
-    if problem:
-        video.release()
-        raise problem
-    return video, info
-
-
-def analyze_video(data: bytes, analyzer: LiveAnalyzer, name: str = "video", stride: int = 1,
-                  progress: Callable[[float, str], None] | None = None) -> VideoAnalysis:
-    """Analyse every `stride`-th frame of a video (bytes) with `analyzer`, in memory.
-
-    `progress(fraction, text)` is called about every 2% of the video. Videos whose length the container
-    does not tell are cut at VIDEO_MAX_SECONDS, with a note.
-    """
-    video, info = open_video(data)
-    cap = video.cap
-    stride = max(1, int(stride))
-    fps = info.fps or 25.0
-    notes = [] if info.fps else ["The video does not state its frame rate; 25 fps was assumed for times."]
-    max_frames = int(settings.VIDEO_MAX_SECONDS * fps)
-    total = min(info.frames, max_frames) if info.frames else max_frames
-    every = max(1, total // 50)
-    frames: list[LiveFrame] = []
-    start = time.perf_counter()
-    index = 0
-    try:
-        while index < max_frames:
-            if index % stride:
-                if not cap.grab():
-                    break
-            else:
-                ok, bgr = cap.read()
-                if not ok:
-                    break
-                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                frame = analyzer.process(rgb, t=index / fps)
-                frame.index = index
-                frames.append(frame)
-            index += 1
-            if progress and index % every == 0:
-                progress(min(1.0, index / total), f"Frame {index} of {total if info.frames else '?'}")
-        else:
-            if cap.grab():
-                notes.append(f"Only the first {settings.VIDEO_MAX_SECONDS:.0f} s were analysed (the limit).")
-    finally:
-        video.release()
-    if not frames:
-        raise VideoRejected("no_frames", "No frame of this video could be decoded.")
-    if progress:
-        progress(1.0, f"Analysed {len(frames)} frames")
-    return VideoAnalysis(name, info, frames, analyzer.classifier.classes, time.perf_counter() - start, notes)

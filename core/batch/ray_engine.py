@@ -2,7 +2,7 @@
 
 Ray Data holds only *names* (`{"name": ...}` rows); each actor opens the input itself (`ItemReader`),
 loads its models once in `__init__` and turns a batch of names into per-file results (JSON strings), which
-stream back to the driver as they finish; the driver writes and commits them (`core.batch_output`). So no
+stream back to the driver as they finish; the driver writes and commits them (`core.batch.output`). So no
 pixels pass through the object store (which could spill them to disk), and the store stays small.
 
 Without an address a private local Ray instance is started (no dashboard, no usage stats, small object
@@ -18,8 +18,8 @@ from typing import Any, Iterator
 import numpy as np
 
 from core import settings
-from core.batch_inputs import BatchError, InputSpec, ItemReader
-from core.batch_work import BatchConfig, FileResult, process_batch
+from core.batch.inputs import BatchError, InputSpec, ItemReader
+from core.batch.work import BatchConfig, FileResult, process_batch
 
 MISSING = ("The Ray engine needs the optional scale-out packages. Install them with "
            "`pip install -r requirements-scale.txt` (ray[data] and a pyarrow that works with numpy 1.26), "

@@ -1,12 +1,12 @@
 """Batch analysis: a folder, a zip or a list of images and videos in, one row per face out; resumable.
 
 The pieces (each its own module, so a worker imports only what it runs):
-- `core.batch_inputs`: discovery (`open_input`) yields names; an `ItemReader` reads a name where the work runs.
-- `core.batch_work`: `process_batch(pipeline, items)` is *all* the per-file work and never raises for a
+- `core.batch.inputs`: discovery (`open_input`) yields names; an `ItemReader` reads a name where the work runs.
+- `core.batch.work`: `process_batch(pipeline, items)` is *all* the per-file work and never raises for a
   bad file. Both engines call it, so they give the same rows.
-- engines map it over the names: `LocalEngine` here, in this process; `RayEngine` (`core.batch_ray`,
+- engines map it over the names: `LocalEngine` here, in this process; `RayEngine` (`core.batch.ray_engine`,
   optional) on a Ray actor pool with one pipeline per actor.
-- `core.batch_output`: a CSV or a folder of Parquet shards, plus the journal that makes reruns resume.
+- `core.batch.output`: a CSV or a folder of Parquet shards, plus the journal that makes reruns resume.
 `run_batch` ties them together with a progress bar and a summary.
 """
 from __future__ import annotations
@@ -19,9 +19,9 @@ from typing import Any, Callable, Iterator, Protocol
 
 from core.analysis import ImageAnalysis, analyze_bytes
 from core.archive import ArchiveLimits
-from core.batch_inputs import BatchError, BatchInput, BatchItem, InputSpec, ItemReader, UnreadableFile, open_input
-from core.batch_output import completed_files, open_sink, output_format
-from core.batch_work import (BATCH_COLUMNS, NO_FACE, AnalysisFailed, BatchConfig, FileResult, StageTimes,
+from core.batch.inputs import BatchError, BatchInput, BatchItem, InputSpec, ItemReader, UnreadableFile, open_input
+from core.batch.output import completed_files, open_sink, output_format
+from core.batch.work import (BATCH_COLUMNS, NO_FACE, AnalysisFailed, BatchConfig, FileResult, StageTimes,
                              analysis_rows, process_batch, process_item)
 from core.validation import ImageRejected
 
@@ -109,7 +109,7 @@ class LocalEngine:
 
 
 def _ray_engine(**options: Any) -> Engine:
-    from core.batch_ray import RayEngine  # lazy: Ray is an optional extra
+    from core.batch.ray_engine import RayEngine  # lazy: Ray is an optional extra
 
     return RayEngine(**options)
 

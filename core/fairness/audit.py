@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 
 from core import settings
-from core.emotions import EMOTIONS
-from core.fairness import BootstrapConfig, FairnessAudit, audit_frame, is_missing
+from core.emotion.vocabulary import EMOTIONS
+from core.fairness.metrics import BootstrapConfig, FairnessAudit, audit_frame, is_missing
 from core.validation import FileTooLarge, ImageRejected, validate_image_bytes
 
 if TYPE_CHECKING:  # the pipeline (torch, OpenCV) loads only when images are analysed, not to read a CSV

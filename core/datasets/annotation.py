@@ -4,7 +4,7 @@ A session holds images (original bytes) and one `ReviewFace` per detected or han
 sets each face's true emotion (or marks it "not a face"); the model's prediction stays beside it. The
 state lives in the caller's memory only (Streamlit's session state): nothing here writes to disk.
 
-Exports: the labelled-set zip (`core.labelled`, readable again to carry on), face crops in class
+Exports: the labelled-set zip (`core.datasets.labelled`, readable again to carry on), face crops in class
 folders, COCO-style JSON, and Label Studio tasks with our predictions as pre-annotations.
 """
 from __future__ import annotations
@@ -23,8 +23,8 @@ import cv2
 import numpy as np
 
 from core import settings
-from core.emotions import EMOTIONS
-from core.labelled import (COLUMNS, NOT_A_FACE, Box, LabelledFace, LabelledSet, check_member_name,
+from core.emotion.vocabulary import EMOTIONS
+from core.datasets.labelled import (COLUMNS, NOT_A_FACE, Box, LabelledFace, LabelledSet, check_member_name,
                            write_labels_zip)
 
 THUMB_SIDE = 112
@@ -317,7 +317,7 @@ class AnnotationSession:
         return [f for f in self.faces if f.reviewed and f.emotion not in (None, NOT_A_FACE)]
 
     def export_crops_zip(self, margin: float = settings.FACE_CROP_MARGIN) -> bytes:
-        """Reviewed face crops as `<emotion>/<image>_<face id>.png` (readable by `core.labelled` too)."""
+        """Reviewed face crops as `<emotion>/<image>_<face id>.png` (readable by `core.datasets.labelled` too)."""
         from core.pipeline import crop_face
         from core.validation import validate_image_bytes
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from core.classifier import EmotionClassifier
+from core.emotion.classifier import EmotionClassifier
 from core.onnx_runtime import cpu_session, export_to_bytes, onnx_available
 
 __all__ = ["BACKENDS", "BackendChoice", "OnnxEmotionClassifier", "export_onnx", "fastest_classifier",

@@ -1,4 +1,4 @@
-"""Evaluate the emotion model on a user's labelled set (the `core.labelled` format).
+"""Evaluate the emotion model on a user's labelled set (the `core.datasets.labelled` format).
 
 Boxed faces are cropped exactly as in serving; box-less rows are already face crops. The result has
 the same shape as the evaluation CLI's report, so the Model Comparison page draws both with one code.
@@ -10,9 +10,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from core.classifier import EmotionClassifier
-from core.labelled import LabelledSet
-from core.metrics import classification_report
+from core.emotion.classifier import EmotionClassifier
+from core.datasets.labelled import LabelledSet
+from core.emotion.metrics import classification_report
 
 
 @dataclass

@@ -19,8 +19,8 @@ import os
 from pathlib import Path
 from typing import Any, Protocol
 
-from core.batch_inputs import BatchError
-from core.batch_work import BATCH_COLUMNS, FileResult
+from core.batch.inputs import BatchError
+from core.batch.work import BATCH_COLUMNS, FileResult
 
 FORMATS = {".csv": "csv", ".parquet": "parquet"}
 

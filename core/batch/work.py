@@ -18,7 +18,7 @@ import numpy as np
 
 from core import settings
 from core.analysis import ImageAnalysis, results_table
-from core.batch_inputs import BatchItem, UnreadableFile
+from core.batch.inputs import BatchItem, UnreadableFile
 from core.pipeline import FaceResult, face_crop
 from core.validation import FileTooLarge, ImageRejected, validate_image_bytes
 
@@ -36,7 +36,7 @@ class AnalysisFailed(ImageRejected):
 
 
 class VideoProblem(ImageRejected):
-    """A video refused or undecodable (`core.video.VideoRejected`), as a per-file error with its code."""
+    """A video refused or undecodable (`core.live.video_io.VideoRejected`), as a per-file error with its code."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -156,10 +156,10 @@ def item_payload(item: BatchItem) -> bytes | ImageRejected:
 def sample_video_frames(data: bytes, fps: float) -> Iterator[tuple[int, float, np.ndarray]]:
     """(frame index, time in s, RGB frame) at about `fps` frames per second of video, decoded in memory.
 
-    Uses `core.video.open_video`, so the app's video limits (size, pixels, length) apply and its plain
+    Uses `core.live.video_io.open_video`, so the app's video limits (size, pixels, length) apply and its plain
     `VideoRejected` messages come out. Frames between samples are grabbed, not converted.
     """
-    from core.video import VideoRejected, open_video
+    from core.live.video_io import VideoRejected, open_video
 
     video, info = open_video(data)
     rate = info.fps or 25.0
@@ -246,7 +246,7 @@ def _detect_frame(pipeline: Any, work: _FileWork, queue: _CropQueue, image: np.n
 
 def _decode_and_detect(pipeline: Any, work: _FileWork, queue: _CropQueue, fps: float) -> None:
     """Fill `work.frames` (and the crop queue) for one file, or set `work.error`."""
-    from core.video import VideoRejected
+    from core.live.video_io import VideoRejected
 
     t0 = time.perf_counter()
     payload = item_payload(work.item)

@@ -13,8 +13,8 @@ from pathlib import Path, PurePosixPath
 import pandas as pd
 
 from core import settings
-from core.batch_work import BATCH_COLUMNS, NO_FACE
-from core.emotions import EMOTIONS
+from core.batch.work import BATCH_COLUMNS, NO_FACE
+from core.emotion.vocabulary import EMOTIONS
 
 REQUIRED = ("file", "face", "emotion", "confidence", "error")  # the columns every version has written
 NUMERIC = ("frame", "t_s", "face", "x1", "y1", "x2", "y2", "score", "confidence", *(f"p_{e}" for e in EMOTIONS))

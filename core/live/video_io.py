@@ -1,0 +1,90 @@
+"""Reading video in memory: open uploaded bytes with OpenCV's FFmpeg backend (no temporary file), check the
+limits in `core.settings`, and refuse what cannot be read with a plain `VideoRejected` message.
+
+Shared by the Live Webcam page's video-file analysis and by batch.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import cv2
+
+from core import settings
+
+
+class VideoRejected(ValueError):
+    """A video we will not analyse, with a message for people (no traceback)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+@dataclass
+class VideoInfo:
+    width: int
+    height: int
+    fps: float
+    frames: int        # as the container reports it (may be 0 when unknown)
+    duration_s: float  # 0 when unknown
+
+    def describe(self) -> str:
+        length = f"{self.duration_s:.1f} s" if self.duration_s else "unknown length"
+        return f"{self.width}×{self.height}, {self.fps:.1f} fps, {length}"
+
+
+class MemoryVideo:
+    """An OpenCV capture reading video bytes from memory (FFmpeg reads a BytesIO: no temporary file).
+
+    OpenCV does not keep a reference to the stream it reads, and releasing a capture whose stream was freed
+    crashes the process, so this object owns both and releases them together.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        self._stream: io.BytesIO | None = io.BytesIO(data)
+        self.cap = cv2.VideoCapture(self._stream, cv2.CAP_FFMPEG, [])
+
+    def release(self) -> None:
+        self.cap.release()
+        self._stream = None
+
+    def __enter__(self) -> "MemoryVideo":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def open_video(data: bytes) -> tuple[MemoryVideo, VideoInfo]:
+    """Open video bytes in memory and check the limits in core.settings; the caller releases the video.
+    Raises VideoRejected with a plain message."""
+    if not data:
+        raise VideoRejected("empty", "The file is empty.")
+    if len(data) > settings.VIDEO_MAX_UPLOAD_BYTES:
+        raise VideoRejected("too_large", f"The video is {len(data) / 2**20:.1f} MB; the limit is "
+                                         f"{settings.VIDEO_MAX_UPLOAD_BYTES / 2**20:.0f} MB.")
+    video = MemoryVideo(data)
+    cap = video.cap
+    if not cap.isOpened():
+        video.release()
+        raise VideoRejected("unreadable", "This file is not a video that can be read (mp4, webm or avi), "
+                                          "or it is damaged.")
+    w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+    fps = fps if 0 < fps < 1000 else 0.0
+    frames = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
+    info = VideoInfo(w, h, fps, frames, frames / fps if fps and frames else 0.0)
+    problem = None
+    if w <= 0 or h <= 0:
+        problem = VideoRejected("unreadable", "The video has no readable picture track.")
+    elif w * h > settings.VIDEO_MAX_MEGAPIXELS * 1e6:
+        problem = VideoRejected("too_many_pixels", f"The video is {w}×{h}; the limit is "
+                                                   f"{settings.VIDEO_MAX_MEGAPIXELS:g} megapixels per frame.")
+    elif info.duration_s > settings.VIDEO_MAX_SECONDS:
+        problem = VideoRejected("too_long", f"The video lasts {info.duration_s:.0f} s; the limit is "
+                                            f"{settings.VIDEO_MAX_SECONDS:.0f} s. Trim it and upload again.")
+    if problem:
+        video.release()
+        raise problem
+    return video, info
