@@ -31,6 +31,7 @@ from core.archive import ArchiveError, ArchiveLimits, SafeZip, is_zip
 from core.batch.engine import analyze_payload
 from core.emotion.classifier import EmotionClassifier
 from core.emotion.card import ModelCard, list_models
+from core.errors import UserFacingError
 from core.detection import available_detectors, default_threshold, detector_description, make_detector
 from core.openapi import ERROR_STATUS, build_spec
 from core.pipeline import EmotionPipeline, FaceResult
@@ -40,12 +41,12 @@ log = logging.getLogger("emolens.api")
 MAX_NAME_CHARS = 255
 
 
-class ApiError(Exception):
+class ApiError(UserFacingError):
     """A request-level failure: stable `code`, plain `message`, HTTP status from `ERROR_STATUS`."""
 
     def __init__(self, code: str, message: str, status: int | None = None, file: str | None = None) -> None:
-        super().__init__(message)
-        self.code, self.message, self.file = code, message, file
+        super().__init__(message, code)
+        self.file = file
         self.status = status or ERROR_STATUS.get(code, 400)
 
 

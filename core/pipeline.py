@@ -4,7 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import cv2
 import numpy as np
 
 from core import settings
@@ -50,32 +49,12 @@ class FaceResult:
         return out
 
 
-def crop_face(image: np.ndarray, box: Box, margin: float) -> np.ndarray:
-    """Square crop around `box`, grown by `margin` of its size per side; borders replicate the edge.
-
-    FER-2013 faces are square and include some forehead and chin, so detector boxes (tight) are
-    widened to match the framing the classifier learned on.
-    """
-    x1, y1, x2, y2 = box
-    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    side = max(x2 - x1, y2 - y1) * (1 + 2 * margin)
-    left, top = int(round(cx - side / 2)), int(round(cy - side / 2))
-    size = max(1, int(round(side)))
-    h, w = image.shape[:2]
-    pad_l, pad_t = max(0, -left), max(0, -top)
-    pad_r, pad_b = max(0, left + size - w), max(0, top + size - h)
-    if pad_l or pad_t or pad_r or pad_b:
-        image = cv2.copyMakeBorder(image, pad_t, pad_b, pad_l, pad_r, cv2.BORDER_REPLICATE)
-        left, top = left + pad_l, top + pad_t
-    return np.ascontiguousarray(image[top:top + size, left:left + size])
-
-
-def face_crop(image: np.ndarray, box: Box, margin: float, points: np.ndarray | None = None,
+def face_crop(classifier: EmotionClassifier, image: np.ndarray, box: Box, points: np.ndarray | None = None,
               source: str | None = None) -> tuple[np.ndarray, bool]:
-    """The classifier's input for one face: aligned from `points` when given and usable, else `crop_face`.
+    """The classifier's input for one face: aligned from `points` when given and usable, else its own crop.
 
     Returns (crop, aligned). Alignment (eyes level, fixed eye distance) targets FER-2013's framing, the
-    same framing `crop_face`'s margin aims at, so both paths feed the classifier FER-like faces. `source`
+    same framing the card's crop margin aims at, so both paths feed the classifier FER-like faces. `source`
     names the landmarker the points came from, which picks its measured template.
     """
     if points is not None:
@@ -84,7 +63,7 @@ def face_crop(image: np.ndarray, box: Box, margin: float, points: np.ndarray | N
         aligned = align_face(image, points, template=template_for(source))
         if aligned is not None:
             return aligned, True
-    return crop_face(image, box, margin), False
+    return classifier.crop(image, box), False
 
 
 class EmotionPipeline:
@@ -111,12 +90,11 @@ class EmotionPipeline:
         detections = self.detector.detect(image)
         if not detections:
             return []
-        margin = self.classifier.card.crop_margin
         points: list[np.ndarray | None] = [None] * len(detections)
         if landmarks or align:
             points = [self._landmarks(image, d) for d in detections]
         source = getattr(self.landmarker, "name", None)
-        prepared = [face_crop(image, d.box, margin, pt if align else None, source)
+        prepared = [face_crop(self.classifier, image, d.box, pt if align else None, source)
                     for d, pt in zip(detections, points)]
         probs = self.classifier.predict([c for c, _ in prepared])
         return [FaceResult(box=d.box, score=d.score, probs=p, classes=self.classifier.classes,

@@ -138,7 +138,7 @@ st.caption("The labelled zip holds your images and labels.csv (file, x1, y1, x2,
 left, mid, right, far = st.columns(4)
 left.download_button("Download labelled zip", session.export_labels_zip(), "emolens_labelled.zip",
                      "application/zip", on_click=session.mark_exported, type="primary")
-mid.download_button("Face crops by class (zip)", lambda: session.export_crops_zip(pipeline.classifier.card.crop_margin),
+mid.download_button("Face crops by class (zip)", lambda: session.export_crops_zip(pipeline.classifier),
                     "emolens_crops.zip", "application/zip")
 right.download_button("COCO JSON", lambda: json_bytes(session.export_coco()), "emolens_coco.json",
                       "application/json")

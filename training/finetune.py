@@ -11,7 +11,7 @@ layer's rows for classes it already knows. `--full-head` trains the whole head, 
 last convolutional block. A held-out part is split off by file (by subject when a column names one)
 before training; a validation part of the rest picks the epoch (epoch 0 = the shipped rows, so a set
 that does not help keeps them). `before` (the shipped model restricted to the same classes) and
-`after` are scored on the held-out part only. Crops go through `core.pipeline.crop_face` and the
+`after` are scored on the held-out part only. Crops go through the classifier's own `crop` and the
 classifier's own preprocessing, the one path serving uses. Writes `<out>/<name>.safetensors` + model
 card `<out>/<name>.json` and the report `--json`; the Annotate page calls `finetune()` itself and offers
 the files as a download.
@@ -37,6 +37,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import core  # noqa: F401  (offline switches)
+from core import settings
+from core.errors import UserFacingError
 from core.emotion.classifier import EmotionClassifier
 from core.datasets.labelled import LabelledFace, LabelledSet, LabelledSetError, normalize_emotion, read_labelled
 from core.emotion.metrics import classification_report
@@ -47,12 +49,10 @@ SUBJECT_COLUMNS = ("subject", "subject_id", "person", "participant", "identity")
 MIN_PER_CLASS = 4
 
 
-class FinetuneError(ValueError):
+class FinetuneError(UserFacingError):
     """A set that cannot be fine-tuned on (too few faces, one class); `message` is for people."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    code = "cannot_finetune"
 
 
 @dataclass
@@ -279,7 +279,7 @@ def finetune(labelled: LabelledSet, cfg: FinetuneConfig, base: EmotionClassifier
         if len(np.unique(labels[train_idx][fit])) == len(classes):
             train_idx, val_idx = train_idx[fit], train_idx[val]
     report_progress(0.0, f"Cropping {len(faces)} faces…")
-    crops = labelled.crops(faces, base.card.crop_margin)  # the serving crop
+    crops = labelled.crops(faces, base.crop)  # the serving crop
     prepared = base.prepare(crops)  # the serving resize / colour conversion
     test_crops = [crops[i] for i in test_idx]
     before = restricted_probs(base.logits(test_crops), base.classes, classes, base.card.temperature)
@@ -440,7 +440,7 @@ def _card(base: EmotionClassifier, model: nn.Module, classes: list[str], cfg: Fi
         "std": list(base.card.std),
         "classes": list(classes),
         "temperature": 1.0,
-        "crop": dict(raw.get("crop", {"margin": base.card.crop_margin, "square": True})),
+        "crop": dict(raw.get("crop", {"margin": settings.FACE_CROP_MARGIN, "square": True})),
         "inference": dict(raw.get("inference", {})),
         "training_data": {
             "name": f"{data_label} ({len(faces)} labelled faces, {len(labelled.images)} images)",

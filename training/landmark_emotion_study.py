@@ -5,7 +5,7 @@
         [--split PublicTest] [--fairness ../shared/data/fairness] [--fer-limit N] [--fairness-limit N] \
         [--landmark-cache /tmp/emolens_landmark_cache.npz]
 
-For every face the classifier gets (a) the plain crop (`core.pipeline.crop_face`, what the app does by
+For every face the classifier gets (a) the plain crop (the classifier's `crop`, what the app does by
 default), (b) a crop aligned from MediaPipe Face Mesh points, (c) one aligned from dlib's points (each
 landmarker with its own FER template, `core.landmarks.align.FER_TEMPLATES`, re-measured here), and
 (d) crops aligned from MediaPipe's points with added error of growing size: every part of the face
@@ -78,21 +78,15 @@ class FaceSource:
     fixed_box: Callable[[np.ndarray], Box | None]
 
 
-def fer_box(side: int, margin: float) -> Box:
-    """The box whose `crop_face` is the whole FER image: FER faces already have the crop framing."""
-    inner = side / (1 + 2 * margin)
-    lo = (side - inner) / 2
-    return lo, lo, lo + inner, lo + inner
-
-
-def fer_source(path: Path, split: str, limit: int | None, seed: int, margin: float) -> FaceSource:
+def fer_source(path: Path, split: str, limit: int | None, seed: int,
+               framed_box: Callable[[int], Box]) -> FaceSource:
     faces = load_fer2013(path, split)
     idx = np.arange(len(faces))
     if limit is not None and limit < len(idx):
         idx = np.sort(np.random.default_rng(seed).choice(idx, limit, replace=False))
     return FaceSource([f"{split}:{i}" for i in idx], [int(faces.labels[i]) for i in idx],
                       lambda k: np.repeat(faces.images[idx[k]][:, :, None], 3, axis=2), None,
-                      lambda img: fer_box(img.shape[0], margin))
+                      lambda img: framed_box(img.shape[0]))
 
 
 def fairness_source(root: Path, source: str, limit: int | None, seed: int, detector: str | None) -> FaceSource:
@@ -194,7 +188,7 @@ def classify(classifier: EmotionClassifier, faces: list[StudyFace], points: list
         if face.box is None and pts is None:
             crop, was = face.image, False  # an already-cropped face, classified whole
         else:
-            crop, was = face_crop(face.image, landmark_box(face.image, face.box), classifier.card.crop_margin, pts,
+            crop, was = face_crop(classifier, face.image, landmark_box(face.image, face.box), pts,
                                   source)
         crops.append(crop)
         aligned.append(was)
@@ -330,14 +324,13 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.time()
     weights_dir = Path(args.weights_dir)
     classifier = EmotionClassifier.load(args.model, weights_dir)
-    margin = classifier.card.crop_margin
     landmarkers = {m: make_landmarker(m) for m in METHODS}
     cache = LandmarkCache(Path(args.landmark_cache) if args.landmark_cache else None)
     sets: dict[str, Any] = {}
     timings: dict[str, float] = {}
     fairness = Path(args.fairness)
     sources = {
-        f"fer2013_{args.split}": fer_source(Path(args.fer), args.split, args.fer_limit, args.seed, margin),
+        f"fer2013_{args.split}": fer_source(Path(args.fer), args.split, args.fer_limit, args.seed, classifier.framed_box),
         "fairness_london": fairness_source(fairness, "london", args.fairness_limit, args.seed, args.detector),
         "fairness_imfdb": fairness_source(fairness, "imfdb_muxspace", args.fairness_limit, args.seed, None),
     }
@@ -358,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{c}={v['accuracy']:.3f}" for c, v in sets[name]["conditions"].items()), flush=True)
     templates = None
     if args.template_faces:
-        src = fer_source(Path(args.fer), "Training", args.template_faces, args.seed, margin)
+        src = fer_source(Path(args.fer), "Training", args.template_faces, args.seed, classifier.framed_box)
         located = cache.get("template", src.ids, METHODS)
         if located is None:
             located = locate(src, landmarkers)

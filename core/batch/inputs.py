@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 from typing import Iterable, Iterator
 
 from core import settings
+from core.errors import UserFacingError
 from core.archive import ArchiveLimits, SafeZip, is_image_name, is_zip_file
 from core.validation import ImageRejected
 
@@ -20,12 +21,10 @@ VIDEO_SUFFIXES = frozenset(f".{ext}" for ext in settings.VIDEO_FORMATS)
 LIST_SUFFIXES = (".txt", ".lst", ".list")
 
 
-class BatchError(ValueError):
+class BatchError(UserFacingError):
     """The batch as a whole cannot run (bad source, foreign output); `message` is for people."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    code = "batch_refused"
 
 
 class UnreadableFile(ImageRejected):

@@ -15,6 +15,7 @@ import pandas as pd
 from core import settings
 from core.batch.work import BATCH_COLUMNS, NO_FACE
 from core.emotion.vocabulary import EMOTIONS
+from core.errors import UserFacingError
 
 REQUIRED = ("file", "face", "emotion", "confidence", "error")  # the columns every version has written
 NUMERIC = ("frame", "t_s", "face", "x1", "y1", "x2", "y2", "score", "confidence", *(f"p_{e}" for e in EMOTIONS))
@@ -22,12 +23,10 @@ TOP_LEVEL = "(top level)"
 MAKE_ONE = "Results come from `python -m core batch INPUT --out results.csv` (or `.parquet`)."
 
 
-class ResultsError(ValueError):
+class ResultsError(UserFacingError):
     """A file that is not usable batch results; `message` is for people."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    code = "invalid_results"
 
 
 @dataclass

@@ -19,7 +19,8 @@ import numpy as np
 from core import settings
 from core.analysis import ImageAnalysis, results_table
 from core.batch.inputs import BatchItem, UnreadableFile
-from core.pipeline import FaceResult, face_crop
+from core.pipeline import FaceResult
+from core.errors import UserFacingError
 from core.validation import FileTooLarge, ImageRejected, validate_image_bytes
 
 log = logging.getLogger(__name__)
@@ -33,14 +34,6 @@ NO_FACE = "no_face"
 
 class AnalysisFailed(ImageRejected):
     code = "analysis_failed"
-
-
-class VideoProblem(ImageRejected):
-    """A video refused or undecodable (`core.live.video_io.VideoRejected`), as a per-file error with its code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass(frozen=True)
@@ -114,7 +107,7 @@ def analysis_rows(analysis: ImageAnalysis, frame: int | None = None, t_s: float 
     return rows
 
 
-def error_result(name: str, error: ImageRejected, times: StageTimes | None = None) -> FileResult:
+def error_result(name: str, error: UserFacingError, times: StageTimes | None = None) -> FileResult:
     rows = analysis_rows(ImageAnalysis(file=name, error_code=error.code, error=error.message))
     return FileResult(name, rows, ok=False, faces=0, times=times or StageTimes())
 
@@ -178,7 +171,7 @@ def sample_video_frames(data: bytes, fps: float) -> Iterator[tuple[int, float, n
     finally:
         video.release()
     if not found:
-        raise VideoRejected("no_frames", "No frame of this video could be decoded.")
+        raise VideoRejected("No frame of this video could be decoded.", code="no_frames")
 
 
 # ---- the batch -------------------------------------------------------------------------------------
@@ -196,7 +189,7 @@ class _FileWork:
     item: BatchItem
     frames: list[_Frame] = field(default_factory=list)
     times: StageTimes = field(default_factory=StageTimes)
-    error: ImageRejected | None = None
+    error: UserFacingError | None = None
 
 
 class _CropQueue:
@@ -239,9 +232,8 @@ def _detect_frame(pipeline: Any, work: _FileWork, queue: _CropQueue, image: np.n
     work.times.detect += time.perf_counter() - t0
     frame = _Frame(index, t_s, list(detections))
     work.frames.append(frame)
-    margin = pipeline.classifier.card.crop_margin
     for d in detections:
-        queue.add(work, frame, face_crop(image, d.box, margin)[0])
+        queue.add(work, frame, pipeline.classifier.crop(image, d.box))
 
 
 def _decode_and_detect(pipeline: Any, work: _FileWork, queue: _CropQueue, fps: float) -> None:
@@ -272,7 +264,7 @@ def _decode_and_detect(pipeline: Any, work: _FileWork, queue: _CropQueue, fps: f
         except StopIteration:
             break
         except VideoRejected as exc:
-            work.error = VideoProblem(exc.code, exc.message)
+            work.error = exc
             break
         finally:
             work.times.decode += time.perf_counter() - t0

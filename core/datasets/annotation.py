@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from core import settings
+from core.errors import UserFacingError
 from core.emotion.vocabulary import EMOTIONS
 from core.datasets.labelled import (COLUMNS, NOT_A_FACE, Box, LabelledFace, LabelledSet, check_member_name,
                            write_labels_zip)
@@ -30,12 +31,10 @@ from core.datasets.labelled import (COLUMNS, NOT_A_FACE, Box, LabelledFace, Labe
 THUMB_SIDE = 112
 
 
-class AnnotationError(ValueError):
+class AnnotationError(UserFacingError):
     """A request the session cannot carry out (bad box, bad column name); `message` is for people."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    code = "invalid_annotation"
 
 
 @dataclass
@@ -136,7 +135,6 @@ class AnnotationSession:
     def add_image(self, name: str, data: bytes, pipeline: Any) -> AddResult:
         """Validate, detect and pre-label one uploaded image (same path as Upload and Predict)."""
         from core.analysis import analyze_bytes
-        from core.pipeline import crop_face
 
         digest = hashlib.sha256(data).hexdigest()
         if digest in self.digests:
@@ -145,10 +143,9 @@ class AnnotationSession:
         if not result.ok:
             return AddResult(file=name, error=result.error)
         file = self._add_file(name, data, result.image)
-        margin = pipeline.classifier.card.crop_margin
         for f in result.faces:
             self._new_face(file=file, box=tuple(float(v) for v in f.box), predicted=f.label,
-                           confidence=f.confidence, thumb=_thumb(crop_face(result.image, f.box, margin)))
+                           confidence=f.confidence, thumb=_thumb(pipeline.classifier.crop(result.image, f.box)))
         self.changes += 1
         return AddResult(file=file, faces=len(result.faces), notes=result.notes)
 
@@ -157,7 +154,7 @@ class AnnotationSession:
 
         Rows without a prediction (a hand-made set) are pre-labelled by `classifier` when given.
         """
-        from core.pipeline import crop_face
+        from core.emotion.preprocess import crop_face
         from core.validation import ImageRejected, validate_image_bytes
 
         for col in labelled.extra_columns:
@@ -181,9 +178,10 @@ class AnnotationSession:
             renamed[name] = name
         for name in renamed:
             renamed[name] = self._add_file(name, labelled.images[name], images[name])
-        margin = classifier.card.crop_margin if classifier is not None else settings.FACE_CROP_MARGIN
+        crop = classifier.crop if classifier is not None else \
+            (lambda image, box: crop_face(image, box, settings.FACE_CROP_MARGIN))
         rows = [f for f in labelled.faces if f.file in renamed]
-        crops = [images[f.file] if f.box is None else crop_face(images[f.file], f.box, margin) for f in rows]
+        crops = [images[f.file] if f.box is None else crop(images[f.file], f.box) for f in rows]
         preds = [(f.predicted, f.confidence) for f in rows]
         missing = [i for i, f in enumerate(rows) if f.predicted is None]
         if classifier is not None and missing:
@@ -198,7 +196,6 @@ class AnnotationSession:
 
     def add_face(self, file: str, box: Sequence[float], classifier: Any) -> ReviewFace:
         """A face the detector missed, drawn or typed by the person; the model pre-labels it too."""
-        from core.pipeline import crop_face
         from core.validation import validate_image_bytes
 
         if file not in self.images:
@@ -212,7 +209,7 @@ class AnnotationSession:
         if min(x2 - x1, y2 - y1) < 4:
             raise AnnotationError("The box is smaller than 4 pixels on a side; draw it around the whole face.")
         image = validate_image_bytes(self.images[file]).image
-        crop = crop_face(image, (x1, y1, x2, y2), classifier.card.crop_margin)
+        crop = classifier.crop(image, (x1, y1, x2, y2))
         p = classifier.predict([crop])[0]
         self.changes += 1
         return self._new_face(file=file, box=(x1, y1, x2, y2), predicted=classifier.classes[int(np.argmax(p))],
@@ -316,9 +313,9 @@ class AnnotationSession:
     def labelled_faces(self) -> list[ReviewFace]:
         return [f for f in self.faces if f.reviewed and f.emotion not in (None, NOT_A_FACE)]
 
-    def export_crops_zip(self, margin: float = settings.FACE_CROP_MARGIN) -> bytes:
-        """Reviewed face crops as `<emotion>/<image>_<face id>.png` (readable by `core.datasets.labelled` too)."""
-        from core.pipeline import crop_face
+    def export_crops_zip(self, classifier: Any) -> bytes:
+        """Reviewed face crops as `<emotion>/<image>_<face id>.png`, framed by `classifier.crop` (readable by
+        `core.datasets.labelled` too)."""
         from core.validation import validate_image_bytes
 
         buf = io.BytesIO()
@@ -328,7 +325,7 @@ class AnnotationSession:
                 if f.file not in decoded:
                     decoded[f.file] = validate_image_bytes(self.images[f.file]).image
                 img = decoded[f.file]
-                crop = img if f.box is None else crop_face(img, f.box, margin)
+                crop = img if f.box is None else classifier.crop(img, f.box)
                 name = f"{f.emotion}/{PurePosixPath(f.file).stem}_{f.id}.png"
                 check_member_name(name)
                 zf.writestr(name, _png(crop))

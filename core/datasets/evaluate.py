@@ -11,7 +11,7 @@ from typing import Any, Callable
 import numpy as np
 
 from core.emotion.classifier import EmotionClassifier
-from core.datasets.labelled import LabelledSet
+from core.datasets.labelled import LabelledSet, LabelledSetError
 from core.emotion.metrics import classification_report
 
 
@@ -42,12 +42,11 @@ def evaluate_labelled(classifier: EmotionClassifier, labelled: LabelledSet,
     skipped = sorted({f"{f.file}: '{f.emotion}' is not one of the model's classes" for f in faces
                       if f.emotion not in classes})
     if not usable:
-        raise ValueError("None of the labelled faces has an emotion this model predicts "
+        raise LabelledSetError("None of the labelled faces has an emotion this model predicts "
                          f"({', '.join(classes)}).")
-    margin = classifier.card.crop_margin
     probs, crops = [], []
     for start in range(0, len(usable), batch):
-        chunk = labelled.crops(usable[start:start + batch], margin)
+        chunk = labelled.crops(usable[start:start + batch], classifier.crop)
         probs.append(classifier.predict(chunk))
         crops.extend(chunk)
         if progress is not None:

@@ -34,15 +34,17 @@ import io
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
 from core import settings
+from core.errors import UserFacingError
 from core.emotion.vocabulary import EMOTIONS
 from core.validation import sniff_format
 
 Box = tuple[float, float, float, float]
+Cropper = Callable[[np.ndarray, Box], np.ndarray]  # a classifier's `crop`: image, box -> face
 
 LABELS_FILE = "labels.csv"
 NOT_A_FACE = "not_a_face"
@@ -59,12 +61,13 @@ _TRUE = {"1", "true", "yes", "y", "t"}
 _FALSE = {"0", "false", "no", "n", "f", ""}
 
 
-class LabelledSetError(ValueError):
+class LabelledSetError(UserFacingError):
     """A labelled set that cannot be used; `message` is for people and names each bad row or file."""
+
+    code = "invalid_labelled_set"
 
     def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
         super().__init__(message)
-        self.message = message
         self.problems = list(problems) or [message]
 
 
@@ -114,17 +117,15 @@ class LabelledSet:
 
         return validate_image_bytes(self.images[file]).image
 
-    def crops(self, faces: Sequence[LabelledFace], margin: float) -> list[np.ndarray]:
-        """Face crops through the serving crop (`core.pipeline.crop_face`); box-less rows are crops already."""
-        from core.pipeline import crop_face
-
+    def crops(self, faces: Sequence[LabelledFace], crop: Cropper) -> list[np.ndarray]:
+        """Face crops through the serving crop (`crop` is a classifier's `crop`); box-less rows are crops already."""
         decoded: dict[str, np.ndarray] = {}
         out = []
         for face in faces:
             if face.file not in decoded:
                 decoded[face.file] = self.image(face.file)
             img = decoded[face.file]
-            out.append(img if face.box is None else crop_face(img, face.box, margin))
+            out.append(img if face.box is None else crop(img, face.box))
         return out
 
     def to_csv(self) -> bytes:

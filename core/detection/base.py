@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from core.errors import UserFacingError
+
 Box = tuple[float, float, float, float]
 
 
@@ -20,9 +22,11 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
-class DetectorUnavailable(RuntimeError):
+class DetectorUnavailable(UserFacingError):
     """A detector whose model files are not installed (e.g. our YOLO before it is trained): the message says
     what is missing and how to get it, so apps show it instead of a traceback."""
+
+    code = "detector_unavailable"
 
 
 @dataclass(frozen=True)

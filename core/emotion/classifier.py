@@ -12,7 +12,7 @@ from core.emotion.architectures import LogitEnsemble
 from core import settings
 from core.emotion.vocabulary import EMOTIONS
 from core.emotion.card import ModelCard, list_models
-from core.emotion.preprocess import normalize_batch, to_model_input
+from core.emotion.preprocess import crop_face, normalize_batch, to_model_input
 
 
 def build_network(card: ModelCard, root: Path) -> torch.nn.Module:
@@ -58,6 +58,17 @@ class EmotionClassifier:
             raise FileNotFoundError(f"No model card {card_path}; shipped models: {list_models(root)}")
         card = ModelCard.load(card_path)
         return cls(build_network(card, root), card)
+
+    def crop(self, image: np.ndarray, box: Sequence[float]) -> np.ndarray:
+        """The face in `box` framed the way this model learned (its card's margin): every caller crops here."""
+        return crop_face(image, box, self.card.crop_margin)
+
+    def framed_box(self, side: int) -> tuple[float, float, float, float]:
+        """The box whose `crop` is the whole `side`-pixel square: for faces that already have this model's
+        framing (FER-2013's own images), so they go through the same crop as detected faces."""
+        inner = side / (1 + 2 * self.card.crop_margin)
+        lo = (side - inner) / 2
+        return lo, lo, lo + inner, lo + inner
 
     def prepare(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         return np.stack([to_model_input(c, self.card.input_size, self.card.in_chans) for c in crops])

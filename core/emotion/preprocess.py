@@ -1,5 +1,7 @@
 """The single crop -> tensor path shared by training, evaluation and serving.
 
+`crop_face` frames a detector box the way the model learned (the card's margin, square, edge-replicated);
+
 Training feeds FER-2013's 48x48 grey faces through `to_model_input` + `normalize_batch`, and the
 serving pipeline feeds detector crops through the very same two functions, so a model never sees
 pixels prepared differently from the ones it learned on.
@@ -11,6 +13,28 @@ from typing import Sequence
 import cv2
 import numpy as np
 import torch
+
+Box = tuple[float, float, float, float]
+
+
+def crop_face(image: np.ndarray, box: Sequence[float], margin: float) -> np.ndarray:
+    """Square crop around `box`, grown by `margin` of its size per side; borders replicate the edge.
+
+    FER-2013 faces are square and include some forehead and chin, so detector boxes (tight) are
+    widened to match the framing the classifier learned on.
+    """
+    x1, y1, x2, y2 = box
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    side = max(x2 - x1, y2 - y1) * (1 + 2 * margin)
+    left, top = int(round(cx - side / 2)), int(round(cy - side / 2))
+    size = max(1, int(round(side)))
+    h, w = image.shape[:2]
+    pad_l, pad_t = max(0, -left), max(0, -top)
+    pad_r, pad_b = max(0, left + size - w), max(0, top + size - h)
+    if pad_l or pad_t or pad_r or pad_b:
+        image = cv2.copyMakeBorder(image, pad_t, pad_b, pad_l, pad_r, cv2.BORDER_REPLICATE)
+        left, top = left + pad_l, top + pad_t
+    return np.ascontiguousarray(image[top:top + size, left:left + size])
 
 
 def to_model_input(image: np.ndarray, input_size: int, in_chans: int) -> np.ndarray:

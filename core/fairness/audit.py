@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from core import settings
+from core.errors import UserFacingError
 from core.emotion.vocabulary import EMOTIONS
 from core.fairness.metrics import BootstrapConfig, FairnessAudit, audit_frame, is_missing
 from core.validation import FileTooLarge, ImageRejected, validate_image_bytes
@@ -48,8 +49,10 @@ FACE_MODE_HELP = {
 }
 
 
-class DatasetError(ValueError):
-    """The set as a whole cannot be used (no CSV, missing columns, damaged zip); `str()` is for people."""
+class DatasetError(UserFacingError):
+    """The set as a whole cannot be used (no CSV, missing columns, damaged zip); `message` is for people."""
+
+    code = "invalid_labelled_set"
 
 
 @dataclass
@@ -349,11 +352,11 @@ def classify_image(pipeline: EmotionPipeline, image: np.ndarray, face_mode: str 
     found, or the face fills at least FACE_CROP_MIN_AREA of it) is classified whole, squared with the
     pipeline's crop and no extra margin, since the crop's own framing is the margin.
     """
-    from core.pipeline import crop_face
+    from core.emotion.preprocess import crop_face
 
     h, w = image.shape[:2]
     if box is not None:
-        probs = pipeline.classifier.predict([crop_face(image, tuple(box), pipeline.classifier.card.crop_margin)])
+        probs = pipeline.classifier.predict([pipeline.classifier.crop(image, tuple(box))])
         return probs[0], "given_box"
     if face_mode != "whole":
         faces = pipeline.analyze(image)

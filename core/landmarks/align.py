@@ -4,7 +4,7 @@ The classifier learned on FER-2013 faces, so an aligned crop should look like on
 where FER-2013's eyes sit in its 48x48 frame as each landmarker sees them (medians over Training faces;
 `python -m training.landmark_emotion_study` re-measures them and records the values beside the ones used).
 Landmarkers disagree slightly on where an "eye centre" is (dlib's eye contours are tighter than the
-mesh's), so each one gets its own template; otherwise dlib-aligned faces come out ~6% too large. The unaligned path, `core.pipeline.crop_face` with the model
+mesh's), so each one gets its own template; otherwise dlib-aligned faces come out ~6% too large. The unaligned path, `EmotionClassifier.crop` with the model
 card's margin, aims at the same framing from a detector box; alignment additionally removes roll and
 scale differences, which the box cannot see.
 """

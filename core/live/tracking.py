@@ -24,7 +24,7 @@ from core import settings
 from core.emotion.classifier import EmotionClassifier
 from core.detection import Box, Detection, FaceDetector
 from core.detection.base import box_iou
-from core.pipeline import FaceResult, crop_face
+from core.pipeline import FaceResult
 from core.render import render
 
 
@@ -257,8 +257,7 @@ class LiveAnalyzer:
         faces: list[LiveFace] = []
         if due:
             t2 = time.perf_counter()
-            margin = self.classifier.card.crop_margin
-            probs = self.classifier.predict([crop_face(rgb, tuple(tr.box), margin) for tr in due])
+            probs = self.classifier.predict([self.classifier.crop(rgb, tuple(tr.box)) for tr in due])
             for tr, p in zip(due, probs):
                 tr.probs = p if tr.probs is None else self._smooth(tr.probs, p, t - tr.last_t)
                 tr.raw, tr.last_t = p, t

@@ -81,7 +81,7 @@ def analyze_video(data: bytes, analyzer: LiveAnalyzer, name: str = "video", stri
     finally:
         video.release()
     if not frames:
-        raise VideoRejected("no_frames", "No frame of this video could be decoded.")
+        raise VideoRejected("No frame of this video could be decoded.", code="no_frames")
     if progress:
         progress(1.0, f"Analysed {len(frames)} frames")
     return VideoAnalysis(name, info, frames, analyzer.classifier.classes, time.perf_counter() - start, notes)

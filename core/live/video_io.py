@@ -11,14 +11,13 @@ from dataclasses import dataclass
 import cv2
 
 from core import settings
+from core.errors import UserFacingError
 
 
-class VideoRejected(ValueError):
-    """A video we will not analyse, with a message for people (no traceback)."""
+class VideoRejected(UserFacingError):
+    """A video we will not analyse, with a message for people (no traceback); `code` says which limit."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message
+    code = "unreadable"
 
 
 @dataclass
@@ -60,16 +59,16 @@ def open_video(data: bytes) -> tuple[MemoryVideo, VideoInfo]:
     """Open video bytes in memory and check the limits in core.settings; the caller releases the video.
     Raises VideoRejected with a plain message."""
     if not data:
-        raise VideoRejected("empty", "The file is empty.")
+        raise VideoRejected("The file is empty.", code="empty")
     if len(data) > settings.VIDEO_MAX_UPLOAD_BYTES:
-        raise VideoRejected("too_large", f"The video is {len(data) / 2**20:.1f} MB; the limit is "
-                                         f"{settings.VIDEO_MAX_UPLOAD_BYTES / 2**20:.0f} MB.")
+        raise VideoRejected(f"The video is {len(data) / 2**20:.1f} MB; the limit is "
+                            f"{settings.VIDEO_MAX_UPLOAD_BYTES / 2**20:.0f} MB.", code="too_large")
     video = MemoryVideo(data)
     cap = video.cap
     if not cap.isOpened():
         video.release()
-        raise VideoRejected("unreadable", "This file is not a video that can be read (mp4, webm or avi), "
-                                          "or it is damaged.")
+        raise VideoRejected("This file is not a video that can be read (mp4, webm or avi), "
+                            "or it is damaged.", code="unreadable")
     w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
     fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
     fps = fps if 0 < fps < 1000 else 0.0
@@ -77,13 +76,13 @@ def open_video(data: bytes) -> tuple[MemoryVideo, VideoInfo]:
     info = VideoInfo(w, h, fps, frames, frames / fps if fps and frames else 0.0)
     problem = None
     if w <= 0 or h <= 0:
-        problem = VideoRejected("unreadable", "The video has no readable picture track.")
+        problem = VideoRejected("The video has no readable picture track.", code="unreadable")
     elif w * h > settings.VIDEO_MAX_MEGAPIXELS * 1e6:
-        problem = VideoRejected("too_many_pixels", f"The video is {w}×{h}; the limit is "
-                                                   f"{settings.VIDEO_MAX_MEGAPIXELS:g} megapixels per frame.")
+        problem = VideoRejected(f"The video is {w}×{h}; the limit is "
+                                f"{settings.VIDEO_MAX_MEGAPIXELS:g} megapixels per frame.", code="too_many_pixels")
     elif info.duration_s > settings.VIDEO_MAX_SECONDS:
-        problem = VideoRejected("too_long", f"The video lasts {info.duration_s:.0f} s; the limit is "
-                                            f"{settings.VIDEO_MAX_SECONDS:.0f} s. Trim it and upload again.")
+        problem = VideoRejected(f"The video lasts {info.duration_s:.0f} s; the limit is "
+                                f"{settings.VIDEO_MAX_SECONDS:.0f} s. Trim it and upload again.", code="too_long")
     if problem:
         video.release()
         raise problem

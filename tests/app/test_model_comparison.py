@@ -71,7 +71,7 @@ def test_evaluate_own_zip_gives_the_expected_metrics(shipped_weights, astronaut)
     import numpy as np
 
     from core.emotion.classifier import EmotionClassifier
-    from core.pipeline import crop_face
+    from core.emotion.preprocess import crop_face
     from tests.conftest import encode
 
     face = crop_face(astronaut, (174, 68, 278, 172), 0.2)

@@ -168,11 +168,11 @@ def _class_folder_zip() -> bytes:
     return buf.getvalue()
 
 
-def test_crops_zip_is_a_class_folder_set(session):
+def test_crops_zip_is_a_class_folder_set(session, classifier):
     session.set_emotion(session.faces[0].id, "happy")
     session.set_emotion(session.faces[1].id, "sad")
     session.set_emotion(session.faces[2].id, NOT_A_FACE)
-    crops = read_labelled(session.export_crops_zip())
+    crops = read_labelled(session.export_crops_zip(classifier))
     assert sorted(f.emotion for f in crops.faces) == ["happy", "sad"]
     assert all(f.file.split("/")[0] == f.emotion for f in crops.faces)
 

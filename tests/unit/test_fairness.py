@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, recall_score
 
+from core.emotion.preprocess import crop_face
 from core.emotion.vocabulary import EMOTIONS
 from core.fairness.metrics import (BootstrapConfig, FairnessAudit, audit_attribute, audit_frame, cluster_bootstrap_confusions,
                            confusion_metrics)
@@ -261,15 +262,13 @@ def test_numeric_measurements_are_not_offered_as_groups():
     assert ds.attribute_candidates() == ["age_group"]
 
 
-class _Card:
-    crop_margin = 0.2
-
-
 class _Classifier:
     """Stands in for the model: 'happy' for bright crops, 'sad' for dark ones; records crop sizes."""
 
     classes = EMOTIONS
-    card = _Card()
+
+    def crop(self, image, box):
+        return crop_face(image, box, 0.2)
 
     def __init__(self) -> None:
         self.crops: list[tuple[int, int]] = []

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core.emotion.preprocess import crop_face
 from core.datasets.labelled import (LabelledFace, LabelledSet, LabelledSetError, labelled_summary, read_labelled,
                            write_labels_zip)
 from tests.conftest import encode
@@ -148,7 +149,7 @@ def test_exif_rotated_image_uses_oriented_size():
 
 def test_crops_use_the_serving_crop():
     ls = read_labelled(write_labels_zip(sample_set()))
-    crops = ls.crops(ls.faces, margin=0.2)
+    crops = ls.crops(ls.faces, lambda image, box: crop_face(image, box, 0.2))
     assert crops[0].shape == (57, 57, 3)  # 40.5 px box side grown by 20% per side (x1.4), rounded
     assert crops[2].shape == (100, 120, 3)  # no box: the image is the crop
 

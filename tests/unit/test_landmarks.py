@@ -22,7 +22,8 @@ from core.landmarks.align import FER_TEMPLATE, FER_TEMPLATES, AlignTemplate, ali
 from core.landmarks.base import context_crop, to_image_coords
 from core.landmarks.mapping import MP478_TO_68, PARTS, REGIONS, mesh_to_68, to_68
 from core.landmarks.report import impact_summary, nme_table
-from core.pipeline import EmotionPipeline, crop_face, face_crop
+from core.emotion.preprocess import crop_face
+from core.pipeline import EmotionPipeline, face_crop
 
 
 def face68(iod: float = 100.0, angle_deg: float = 0.0, centre=(200.0, 200.0), seed: int = 0) -> np.ndarray:
@@ -208,7 +209,7 @@ def test_each_landmarker_aligns_with_its_own_template():
     re, le = eye_centres(pts)
     dist = np.linalg.norm(le - re)
     for name, t in FER_TEMPLATES.items():
-        crop, aligned = face_crop(image, (100, 100, 200, 200), 0.2, pts, source=name)
+        crop, aligned = face_crop(_Cropper(0.2), image, (100, 100, 200, 200), pts, source=name)
         assert aligned and crop.shape[0] == round(dist / t.iod)
 
 
@@ -218,13 +219,23 @@ def test_template_from_eyes():
     assert t == AlignTemplate(eye_x=24.0 / 48, eye_y=round(18.5 / 48, 4), iod=round(18 / 48, 4))
 
 
+class _Cropper:
+    """The classifier's crop alone (a card's margin), for the alignment fallbacks."""
+
+    def __init__(self, margin: float) -> None:
+        self.margin = margin
+
+    def crop(self, image, box):
+        return crop_face(image, box, self.margin)
+
+
 def test_face_crop_falls_back_to_the_plain_crop():
     image = np.random.default_rng(0).integers(0, 255, (200, 200, 3), dtype=np.uint8)
     box = (60.0, 60.0, 140.0, 140.0)
-    plain, aligned = face_crop(image, box, 0.2)
+    plain, aligned = face_crop(_Cropper(0.2), image, box)
     assert not aligned and np.array_equal(plain, crop_face(image, box, 0.2))
-    assert face_crop(image, box, 0.2, np.zeros((68, 2)))[1] is False
-    crop, aligned = face_crop(image, box, 0.2, face68(iod=40, centre=(100, 95)))
+    assert face_crop(_Cropper(0.2), image, box, np.zeros((68, 2)))[1] is False
+    crop, aligned = face_crop(_Cropper(0.2), image, box, face68(iod=40, centre=(100, 95)))
     assert aligned and crop.shape[0] == crop.shape[1]
 
 

@@ -14,7 +14,8 @@ from core.emotion.classifier import EmotionClassifier
 from core.emotion.card import list_models
 from core.detection import Detection, FaceDetector, available_detectors, make_detector
 from core.emotion.vocabulary import EMOTIONS
-from core.pipeline import EmotionPipeline, crop_face
+from core.emotion.preprocess import crop_face
+from core.pipeline import EmotionPipeline
 from core.emotion.preprocess import normalize_batch, to_model_input
 from core.render import render
 

@@ -19,6 +19,7 @@ import core.emotion.architectures  # noqa: F401
 from core import settings
 from core.emotion.classifier import EmotionClassifier
 from core.emotion.card import ModelCard
+from core.emotion.preprocess import crop_face
 from core.detection import Detection, FaceDetector, make_detector
 from core.emotion.vocabulary import EMOTIONS
 from core.emotion.onnx import OnnxEmotionClassifier, fastest_classifier, onnx_available
@@ -75,6 +76,9 @@ class AlternatingClassifier:
 
     def __init__(self):
         self.calls = 0
+
+    def crop(self, image, box):
+        return crop_face(image, box, self.card.crop_margin)
 
     def predict(self, crops):
         self.calls += 1
