@@ -52,7 +52,7 @@ else:
         f"Trained on {card.raw.get('training_data', {}).get('name', 'FER-2013')}. "
         f"Calibration temperature {card.temperature:.2f}. "
         + (f"Members: {', '.join(card.members)}, averaged, with the mirrored face. " if card.members else "")
-        + f"The Live Webcam page uses the faster `{settings.LIVE_DEFAULT_EMOTION_MODEL}` by default. "
+        + f"The Live Webcam page uses the faster `{settings.get().live_emotion_model}` by default. "
         f"Reproduce: `{card.raw.get('command', '')}`. "
         "For reference, people agree with FER-2013's labels about 65% of the time."
     )

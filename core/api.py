@@ -83,7 +83,7 @@ _pipelines: "OrderedDict[tuple[str, float], _ServedPipeline]" = OrderedDict()
 def get_pipeline(detector: str, threshold: float) -> _ServedPipeline:
     """The process-wide pipeline for (detector, threshold); the emotion model is loaded once and shared.
 
-    A bounded LRU (settings.API_MAX_CACHED_PIPELINES) so clients cycling through thresholds cannot
+    A bounded LRU (settings.get().api_max_cached_pipelines) so clients cycling through thresholds cannot
     grow memory without limit.
     """
     global _classifier
@@ -94,8 +94,8 @@ def get_pipeline(detector: str, threshold: float) -> _ServedPipeline:
             _pipelines.move_to_end(key)
             return served
         if _classifier is None:
-            if settings.API_TORCH_THREADS > 0:
-                torch.set_num_threads(settings.API_TORCH_THREADS)
+            if settings.get().api_torch_threads > 0:
+                torch.set_num_threads(settings.get().api_torch_threads)
             try:
                 _classifier = EmotionClassifier.load()
             except FileNotFoundError as exc:
@@ -103,7 +103,7 @@ def get_pipeline(detector: str, threshold: float) -> _ServedPipeline:
                 raise ApiError("model_unavailable", "No emotion model is installed on this server.") from exc
         served = _ServedPipeline(EmotionPipeline(make_detector(detector, threshold), _classifier))
         _pipelines[key] = served
-        while len(_pipelines) > max(1, settings.API_MAX_CACHED_PIPELINES):
+        while len(_pipelines) > max(1, settings.get().api_max_cached_pipelines):
             _pipelines.popitem(last=False)
         return served
 
@@ -126,7 +126,7 @@ def _require_multipart() -> None:
 
 def _options() -> tuple[str, float]:
     """`detector` and `threshold` from the form (or the query string), checked against the registry."""
-    detector = (request.form.get("detector") or request.args.get("detector") or settings.DEFAULT_DETECTOR).strip()
+    detector = (request.form.get("detector") or request.args.get("detector") or settings.get().detector).strip()
     if detector not in available_detectors():
         raise ApiError("invalid_parameter", f"Unknown detector. Choose one of: {', '.join(available_detectors())}.")
     raw = request.form.get("threshold", request.args.get("threshold", ""))
@@ -154,10 +154,10 @@ def _uploads(*fields: str) -> list[Any]:
 
 
 def _archive_limits(images_left: int) -> ArchiveLimits:
-    return ArchiveLimits(max_members=images_left, max_entries=max(settings.API_MAX_BATCH_FILES * 4, 64),
-                         max_member_bytes=settings.MAX_UPLOAD_BYTES,
-                         max_total_bytes=min(settings.ARCHIVE_MAX_TOTAL_BYTES,
-                                             settings.API_MAX_BATCH_FILES * settings.MAX_UPLOAD_BYTES))
+    return ArchiveLimits(max_members=images_left, max_entries=max(settings.get().api_max_batch_files * 4, 64),
+                         max_member_bytes=settings.get().max_upload_bytes,
+                         max_total_bytes=min(settings.get().archive_max_total_bytes,
+                                             settings.get().api_max_batch_files * settings.get().max_upload_bytes))
 
 
 def _archive_error(exc: ArchiveError, name: str) -> ApiError:
@@ -171,8 +171,8 @@ def create_app() -> Flask:
     """Build the Flask app; `app` below is the one gunicorn and `flask --app core.api` serve."""
     flask_app = Flask(__name__)
     flask_app.request_class = InMemoryRequest
-    flask_app.config["MAX_CONTENT_LENGTH"] = settings.API_MAX_REQUEST_BYTES
-    flask_app.config["MAX_FORM_PARTS"] = settings.API_MAX_BATCH_FILES * 2 + 16
+    flask_app.config["MAX_CONTENT_LENGTH"] = settings.get().api_max_request_bytes
+    flask_app.config["MAX_FORM_PARTS"] = settings.get().api_max_batch_files * 2 + 16
     flask_app.json.sort_keys = False  # keep the CLI's key order
 
     @flask_app.before_request
@@ -200,8 +200,8 @@ def create_app() -> Flask:
         if isinstance(exc, RequestEntityTooLarge) or status == 413:
             return _api_error(ApiError(
                 "request_too_large",
-                f"The request is too large: the limit is {settings.API_MAX_REQUEST_BYTES / 2**20:.0f} MB and "
-                f"{settings.API_MAX_BATCH_FILES} images per request. Send fewer or smaller images.", 413))
+                f"The request is too large: the limit is {settings.get().api_max_request_bytes / 2**20:.0f} MB and "
+                f"{settings.get().api_max_batch_files} images per request. Send fewer or smaller images.", 413))
         code = {404: "not_found", 405: "method_not_allowed", 415: "unsupported_media_type"}.get(
             status, "bad_request" if status < 500 else "internal_error")
         message = {404: "There is no such endpoint; see /openapi.json.",
@@ -217,24 +217,24 @@ def create_app() -> Flask:
 
     @flask_app.get("/healthz")
     def healthz() -> tuple[Response, int]:
-        installed = settings.DEFAULT_EMOTION_MODEL in list_models()
-        body = {"status": "ok" if installed else "unavailable", "model": settings.DEFAULT_EMOTION_MODEL,
+        installed = settings.get().emotion_model in list_models()
+        body = {"status": "ok" if installed else "unavailable", "model": settings.get().emotion_model,
                 "model_installed": installed, "model_loaded": _classifier is not None}
         return jsonify(body), 200 if installed else 503
 
     @flask_app.get("/v1/models")
     def models() -> Response:
-        root = settings.weights_dir()
+        root = settings.get().weights_dir
         cards = [ModelCard.load(root / f"{name}.json").raw for name in list_models(root)]
         return jsonify({
-            "default_model": settings.DEFAULT_EMOTION_MODEL,
+            "default_model": settings.get().emotion_model,
             "models": cards,
             "detectors": [{"name": d, "description": detector_description(d), "default_threshold": default_threshold(d)}
                           for d in available_detectors()],
-            "limits": {"max_request_bytes": settings.API_MAX_REQUEST_BYTES,
-                       "max_image_bytes": settings.MAX_UPLOAD_BYTES,
-                       "max_megapixels": settings.MAX_MEGAPIXELS,
-                       "max_batch_images": settings.API_MAX_BATCH_FILES},
+            "limits": {"max_request_bytes": settings.get().api_max_request_bytes,
+                       "max_image_bytes": settings.get().max_upload_bytes,
+                       "max_megapixels": settings.get().max_megapixels,
+                       "max_batch_images": settings.get().api_max_batch_files},
         })
 
     @flask_app.get("/openapi.json")
@@ -268,7 +268,7 @@ def create_app() -> Flask:
                 name, data = _name(f.filename, f"image_{n}"), f.read()
                 if is_zip(data):
                     try:
-                        archive = SafeZip(data, _archive_limits(max(settings.API_MAX_BATCH_FILES - count, 0)))
+                        archive = SafeZip(data, _archive_limits(max(settings.get().api_max_batch_files - count, 0)))
                     except ArchiveError as exc:
                         if exc.code == "too_many_files":
                             raise _too_many() from exc
@@ -278,7 +278,7 @@ def create_app() -> Flask:
                 else:
                     parts.append((name, data))
                     count += 1
-                if count > settings.API_MAX_BATCH_FILES:
+                if count > settings.get().api_max_batch_files:
                     raise _too_many()
             pipeline = get_pipeline(detector, threshold)
             results: list[ImageAnalysis] = []
@@ -304,7 +304,7 @@ def create_app() -> Flask:
 
 def _too_many() -> ApiError:
     return ApiError("too_many_files", f"Too many images in one request: the limit is "
-                                      f"{settings.API_MAX_BATCH_FILES}. Split them over several requests.")
+                                      f"{settings.get().api_max_batch_files}. Split them over several requests.")
 
 
 def _slim(analysis: ImageAnalysis) -> ImageAnalysis:
@@ -314,4 +314,7 @@ def _slim(analysis: ImageAnalysis) -> ImageAnalysis:
 
 __all__ = ["ApiError", "app", "create_app", "get_pipeline", "reset_models"]
 
-app = create_app()
+try:
+    app = create_app()
+except settings.SettingsError as exc:  # gunicorn and `flask run` print this line instead of a traceback
+    raise SystemExit(exc.message) from None

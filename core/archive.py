@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import os
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Iterator
 
@@ -68,11 +68,15 @@ class MemberUnreadable(ImageRejected):
 class ArchiveLimits:
     """What one archive may hold. Defaults come from `core.settings`; the API passes tighter ones."""
 
-    max_members: int = settings.ARCHIVE_MAX_MEMBERS  # image members
-    max_entries: int = settings.ARCHIVE_MAX_ENTRIES  # every entry, folders and non-images included
-    max_member_bytes: int = settings.MAX_UPLOAD_BYTES  # one image, uncompressed
-    max_total_bytes: int = settings.ARCHIVE_MAX_TOTAL_BYTES  # all images read, uncompressed
-    max_ratio: float = settings.ARCHIVE_MAX_RATIO  # compression ratio allowed for members over the size limit
+    max_members: int = field(default_factory=lambda: settings.get().archive_max_files)  # image members
+    # every entry, folders and non-images included
+    max_entries: int = field(default_factory=lambda: settings.get().archive_max_entries)
+    # one image, uncompressed
+    max_member_bytes: int = field(default_factory=lambda: settings.get().max_upload_bytes)
+    # all images read, uncompressed
+    max_total_bytes: int = field(default_factory=lambda: settings.get().archive_max_total_bytes)
+    # compression ratio allowed for members over the size limit
+    max_ratio: float = field(default_factory=lambda: settings.get().archive_max_ratio)
 
 
 def is_image_name(name: str) -> bool:

@@ -21,9 +21,9 @@ def _read(path: str) -> bytes | str:
         return f"File not found: {path}"
     if p.is_dir():
         return f"{path} is a folder, not an image file."
-    if p.stat().st_size > settings.MAX_UPLOAD_BYTES:
+    if p.stat().st_size > settings.get().max_upload_bytes:
         return (f"The file is {p.stat().st_size / 1e6:.1f} MB; the limit is "
-                f"{settings.MAX_UPLOAD_BYTES / 1e6:.0f} MB per image. Please resize or compress it.")
+                f"{settings.get().max_upload_bytes / 1e6:.0f} MB per image. Please resize or compress it.")
     try:
         return p.read_bytes()
     except OSError as exc:
@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("predict", help="detect faces and classify their emotion")
     p.add_argument("images", nargs="+", help="image files (JPEG, PNG, WebP, BMP, TIFF)")
-    p.add_argument("--detector", default=settings.DEFAULT_DETECTOR, choices=available_detectors())
+    p.add_argument("--detector", default=settings.get().detector, choices=available_detectors())
     p.add_argument("--threshold", type=float, default=None, help="detector score threshold (0-1)")
     p.add_argument("--model", default=None, help="emotion model name in weights/ (default: the shipped one)")
     p.add_argument("--json", action="store_true", help="print one JSON list (a stable contract)")
@@ -93,19 +93,19 @@ def build_parser() -> argparse.ArgumentParser:
                                    "image/video paths (mp4, webm, avi)")
     b.add_argument("--out", required=True, help="results.csv, or results.parquet (a folder of shards); "
                                                 "files already done are skipped (resume)")
-    b.add_argument("--detector", default=settings.DEFAULT_DETECTOR, choices=available_detectors())
+    b.add_argument("--detector", default=settings.get().detector, choices=available_detectors())
     b.add_argument("--threshold", type=float, default=None, help="detector score threshold (0-1)")
     b.add_argument("--model", default=None, help="emotion model name in weights/ (default: the shipped one)")
     b.add_argument("--engine", default="local", help="local (this process) or ray (a Ray actor pool)")
     b.add_argument("--address", default=None, help="Ray cluster to join (HOST:6379 or auto); default: "
                                                    "start a private local Ray instance")
     b.add_argument("--workers", type=int, default=1, help="Ray actors, one pipeline each (--engine ray)")
-    b.add_argument("--threads", type=int, default=settings.BATCH_TORCH_THREADS,
+    b.add_argument("--threads", type=int, default=settings.get().batch_torch_threads,
                    help="torch threads for --engine local (0: one per core; default 1: measured 3x faster on a "
                         "busy 2-core machine); Ray actors use EMOLENS_BATCH_TORCH_THREADS")
-    b.add_argument("--fps", type=float, default=settings.BATCH_VIDEO_FPS,
+    b.add_argument("--fps", type=float, default=settings.get().batch_video_fps,
                    help="video frames analysed per second of video (0: every frame)")
-    b.add_argument("--batch-size", type=int, default=settings.BATCH_SIZE,
+    b.add_argument("--batch-size", type=int, default=settings.get().batch_size,
                    help="files per batch (one classifier pass, one committed flush)")
     b.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     b.set_defaults(func=cmd_batch)
@@ -113,6 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        settings.get()  # a malformed EMOLENS_* variable stops here, in words, before any work
+    except settings.SettingsError as exc:
+        print(exc.message, file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

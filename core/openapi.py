@@ -51,7 +51,7 @@ def _error_response(description: str) -> dict[str, Any]:
 
 def _form(batch: bool) -> dict[str, Any]:
     props: dict[str, Any] = {
-        "detector": {"type": "string", "enum": available_detectors(), "default": settings.DEFAULT_DETECTOR,
+        "detector": {"type": "string", "enum": available_detectors(), "default": settings.get().detector,
                      "description": "face detector"},
         "threshold": {"type": "number", "minimum": 0, "maximum": 1,
                       "description": "detector score threshold (default: the detector's own); rounded to 0.01"},
@@ -59,7 +59,7 @@ def _form(batch: bool) -> dict[str, Any]:
     if batch:
         props["images"] = {"type": "array", "items": {"type": "string", "contentMediaType": "application/octet-stream"},
                            "description": f"image files and/or zip archives of images (at most "
-                                          f"{settings.API_MAX_BATCH_FILES} images in all)"}
+                                          f"{settings.get().api_max_batch_files} images in all)"}
         required = ["images"]
     else:
         props["image"] = {"type": "string", "contentMediaType": "application/octet-stream",
@@ -71,9 +71,9 @@ def _form(batch: bool) -> dict[str, Any]:
 
 def build_spec() -> dict[str, Any]:
     """The whole OpenAPI document as a dict (JSON-serialisable)."""
-    limits = (f"Limits: {settings.API_MAX_REQUEST_BYTES // 2**20} MB per request, "
-              f"{settings.MAX_UPLOAD_BYTES // 2**20} MB and {settings.MAX_MEGAPIXELS:.0f} megapixels per image, "
-              f"{settings.API_MAX_BATCH_FILES} images per batch.")
+    limits = (f"Limits: {settings.get().api_max_request_bytes // 2**20} MB per request, "
+              f"{settings.get().max_upload_bytes // 2**20} MB and {settings.get().max_megapixels:.0f} megapixels per image, "
+              f"{settings.get().api_max_batch_files} images per batch.")
     probs = {"type": "object", "properties": {e: {"type": "number", "minimum": 0, "maximum": 1} for e in EMOTIONS},
              "required": list(EMOTIONS), "additionalProperties": {"type": "number"}}
     schemas: dict[str, Any] = {

@@ -78,7 +78,7 @@ class EmotionPipeline:
     @classmethod
     def create(cls, detector: str | None = None, threshold: float | None = None,
                model: str | None = None) -> "EmotionPipeline":
-        return cls(make_detector(detector or settings.DEFAULT_DETECTOR, threshold), EmotionClassifier.load(model))
+        return cls(make_detector(detector or settings.get().detector, threshold), EmotionClassifier.load(model))
 
     def analyze(self, image: np.ndarray, landmarks: bool = False, align: bool = False) -> list[FaceResult]:
         """Detect every face in an RGB uint8 image and classify all of them in one batch.

@@ -13,7 +13,7 @@ from core import settings
 
 
 def reports_dir() -> Path:
-    return settings.reports_dir()
+    return settings.get().reports_dir
 
 
 def load_report(name: str) -> dict[str, Any] | None:

@@ -1,119 +1,256 @@
 """Every setting in one place: where data and weights live, and the limits on what users send.
 
-Values come from environment variables so a deployment changes them without code edits.
+Values come from `EMOLENS_*` environment variables, so a deployment changes them without code edits. They
+are read once per process into one frozen `Settings` (`get()`); a malformed value stops with a plain message
+that names the variable and what it accepts (`SettingsError`), never a traceback from `int()`.
+Programs that choose a value themselves (a CLI flag, a test) install a changed copy with `configure()`.
 """
 from __future__ import annotations
 
+import json
 import os
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any, Callable, Mapping, TypeVar
+
+from core.errors import UserFacingError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
-def data_dir() -> Path:
-    """Research data directory (FER-2013, faces, landmarks, fairness). Never inside the repo."""
-    return Path(os.environ.get("EMOLENS_DATA_DIR", PROJECT_ROOT.parent / "shared" / "data"))
-
-
-def weights_dir() -> Path:
-    return Path(os.environ.get("EMOLENS_WEIGHTS_DIR", PROJECT_ROOT / "weights"))
-
-
-def cache_dir() -> Path:
-    """Project-local cache for third-party config (ultralytics settings, fonts)."""
-    return Path(os.environ.get("EMOLENS_CACHE_DIR", PROJECT_ROOT / ".cache"))
-
-
-MAX_UPLOAD_BYTES = int(os.environ.get("EMOLENS_MAX_UPLOAD_MB", "10")) * 1024 * 1024
-MAX_MEGAPIXELS = float(os.environ.get("EMOLENS_MAX_MEGAPIXELS", "40"))
-MAX_FILES_PER_BATCH = int(os.environ.get("EMOLENS_MAX_FILES", "200"))
-# Photos, batch, API: the most accurate shipped model (an ensemble, ~35 ms per face on 2 CPU cores).
-DEFAULT_EMOTION_MODEL = os.environ.get("EMOLENS_EMOTION_MODEL", "emotion_ensemble")
-DEFAULT_DETECTOR = os.environ.get("EMOLENS_DETECTOR", "mediapipe_full")
-DEFAULT_DETECTION_THRESHOLD = 0.5
-FACE_CROP_MARGIN = 0.2
-
-# REST API (core.api) and batch (core.batch.engine, core.archive) limits.
-API_MAX_REQUEST_BYTES = int(float(os.environ.get("EMOLENS_API_MAX_REQUEST_MB", "32")) * 1024 * 1024)
-API_MAX_BATCH_FILES = int(os.environ.get("EMOLENS_API_MAX_BATCH_FILES", "32"))
-API_MAX_CACHED_PIPELINES = int(os.environ.get("EMOLENS_API_MAX_CACHED_PIPELINES", "8"))
-ARCHIVE_MAX_MEMBERS = int(os.environ.get("EMOLENS_ARCHIVE_MAX_FILES", "10000"))
-ARCHIVE_MAX_ENTRIES = int(os.environ.get("EMOLENS_ARCHIVE_MAX_ENTRIES", "50000"))  # incl. folders, non-images
-ARCHIVE_MAX_TOTAL_BYTES = int(float(os.environ.get("EMOLENS_ARCHIVE_MAX_TOTAL_MB", "2048")) * 1024 * 1024)
-ARCHIVE_MAX_RATIO = float(os.environ.get("EMOLENS_ARCHIVE_MAX_RATIO", "100"))  # for members over the size limit
-
-# Fairness audit (core.fairness.metrics, core.fairness.audit, training.audit_fairness, the Fairness Audit page).
-# A group (or, for an emotion's recall, the group's examples of that emotion) smaller than this is marked
-# "too few" and left out of gaps: below ~30, one person's photos can swing a rate by several points.
-MIN_GROUP_SIZE = int(os.environ.get("EMOLENS_MIN_GROUP_SIZE", "30"))
-FAIRNESS_BOOTSTRAP = int(os.environ.get("EMOLENS_FAIRNESS_BOOTSTRAP", "1000"))  # resamples per interval
-FAIRNESS_CI_LEVEL = 0.95
-FAIRNESS_MAX_GROUPS = 20        # a column with more distinct values is not offered as a group attribute
-FAIRNESS_MAX_IMAGES = int(os.environ.get("EMOLENS_FAIRNESS_MAX_IMAGES", "5000"))  # per uploaded audit set
-# When the best detected face covers at least this share of the image, the image already is a face crop
-# (like IMFDB's): classify it whole instead of cropping a margin that is not there.
-FACE_CROP_MIN_AREA = 0.5
-
-
-def reports_dir() -> Path:
-    """Reports written by the `training/` CLIs and read by the pages (`weights/reports/`)."""
-    return Path(os.environ.get("EMOLENS_REPORTS_DIR", weights_dir() / "reports"))
-
-
-LABELS_CSV_MAX_BYTES = int(float(os.environ.get("EMOLENS_LABELS_CSV_MAX_MB", "20")) * 1024 * 1024)  # labelled sets
-# With subjects, a gap is flagged only when each compared group has at least this many people: a bootstrap
-# over fewer clusters gives intervals that are too narrow, and the gap may be about those individuals.
-MIN_GROUP_SUBJECTS = int(os.environ.get("EMOLENS_MIN_GROUP_SUBJECTS", "10"))
-
-# Live webcam and video files (core.live.tracking, the Live Webcam page, training.benchmark).
-LIVE_DEFAULT_DETECTOR = os.environ.get("EMOLENS_LIVE_DETECTOR", "mediapipe")  # short-range BlazeFace: webcam distance
-LIVE_DEFAULT_EMOTION_MODEL = os.environ.get("EMOLENS_LIVE_EMOTION_MODEL", "emotion_vgg_s")  # ~3 ms/face on ONNX
-LIVE_DETECT_EVERY = int(os.environ.get("EMOLENS_LIVE_DETECT_EVERY", "3"))  # detector every k frames, tracking between
-LIVE_DETECT_MAX_SIDE = int(os.environ.get("EMOLENS_LIVE_DETECT_MAX_SIDE", "320"))  # frames shrunk to this to detect
-LIVE_CLASSIFY_EVERY = int(os.environ.get("EMOLENS_LIVE_CLASSIFY_EVERY", "1"))  # re-classify known faces every n
-LIVE_SMOOTHING_S = float(os.environ.get("EMOLENS_LIVE_SMOOTHING_S", "0.5"))  # EMA time constant of a face's probs
-LIVE_TRACK_IOU = 0.3            # a detection continues a track when their boxes overlap at least this much
-LIVE_TRACK_MAX_MISSES = 2       # detector rounds a track survives unmatched (a blink of the detector)
-LIVE_HISTORY_S = 10.0           # seconds kept for the running emotion-share chart (numbers only, no frames)
-LIVE_READOUT_REFRESH_S = 1.0    # how often the page redraws the FPS/latency readout and the chart while streaming
-LIVE_STATS_WINDOW = 30          # frames averaged for the FPS and per-stage latency readout
 VIDEO_FORMATS = ("mp4", "webm", "avi")
-VIDEO_MAX_UPLOAD_BYTES = int(float(os.environ.get("EMOLENS_VIDEO_MAX_UPLOAD_MB", "50")) * 1024 * 1024)
-VIDEO_MAX_SECONDS = float(os.environ.get("EMOLENS_VIDEO_MAX_SECONDS", "120"))
-VIDEO_MAX_MEGAPIXELS = float(os.environ.get("EMOLENS_VIDEO_MAX_MEGAPIXELS", "8.3"))  # 3840x2160
+T = TypeVar("T")
 
 
-def ice_servers() -> list[dict]:
-    """WebRTC ICE servers from EMOLENS_ICE_SERVERS, a JSON list in RTCConfiguration's `iceServers` shape,
-    e.g. '[{"urls": ["stun:stun.example.org:3478"]}]'. Default []: localhost needs none, and no public
-    STUN/TURN server is contacted unless a deployment names one."""
-    import json
+class SettingsError(UserFacingError):
+    """One or more `EMOLENS_*` variables hold a value we cannot use; the message names each and its format."""
 
-    raw = os.environ.get("EMOLENS_ICE_SERVERS", "").strip()
-    if not raw:
-        return []
-    try:
-        servers = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"EMOLENS_ICE_SERVERS is not valid JSON ({exc.msg}); expected a list like "
-                         '[{"urls": ["stun:stun.example.org:3478"]}].') from None
+    code = "invalid_setting"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole configuration. Field names are the variables' names without `EMOLENS_`, lower-cased
+    (sizes are stored in bytes; their variables are in MB)."""
+
+    # Where things live
+    data_dir: Path                     # research data (FER-2013, faces, landmarks, fairness); never in the repo
+    weights_dir: Path                  # shipped models and their cards
+    reports_dir: Path                  # JSON reports written by training/ CLIs and read by pages
+    cache_dir: Path                    # third-party config (Ultralytics settings, fonts)
+    # Models
+    emotion_model: str                 # photos, batch, API: the most accurate shipped model
+    detector: str
+    face_yolo: Path                    # our YOLO's weights
+    yolo_imgsz: int | None             # input-size studies (`evaluate_detector --yolo-imgsz`); None: the card's
+    yolo_backend: str                  # auto | onnxruntime | torch
+    # Uploads (pages, CLI, API)
+    max_upload_bytes: int
+    max_megapixels: float
+    max_files: int                     # images per upload on the pages
+    labels_csv_max_bytes: int          # the labels.csv of a labelled set
+    # REST API
+    api_max_request_bytes: int
+    api_max_batch_files: int
+    api_max_cached_pipelines: int
+    api_torch_threads: int             # per worker process: throughput comes from gunicorn workers
+    # Zips (core.archive)
+    archive_max_files: int
+    archive_max_entries: int           # folders and non-images included
+    archive_max_total_bytes: int
+    archive_max_ratio: float           # compression ratio allowed for members over the size limit
+    # Fairness audit: below ~30, one person's photos can swing a rate by several points
+    min_group_size: int
+    min_group_subjects: int            # people per group before a gap is flagged
+    fairness_bootstrap: int            # resamples per interval
+    fairness_max_images: int           # per audited set
+    # Live webcam and video files
+    live_detector: str                 # short-range BlazeFace: webcam distance
+    live_emotion_model: str
+    live_detect_every: int             # detector every k frames, tracking between
+    live_detect_max_side: int          # frames shrunk to this to detect
+    live_classify_every: int           # re-classify known faces every n frames
+    live_smoothing_s: float            # EMA time constant of a face's probabilities
+    ice_servers: tuple[dict[str, Any], ...]  # WebRTC ICE servers; none unless a deployment names them
+    video_max_upload_bytes: int
+    video_max_seconds: float
+    video_max_megapixels: float
+    # Annotate page
+    annotate_page_size: int            # faces per page
+    # Batch at scale
+    batch_size: int                    # files per engine batch and per committed flush
+    batch_video_fps: float             # frames sampled per second of video
+    batch_torch_threads: int           # per Ray actor: actors give the parallelism
+    ray_object_store_mb: int           # local Ray: results only, no pixels
+    batch_results_server_paths: bool   # Batch Results may open a results file by its server path
+    batch_results_max_bytes: int
+    # Fixed design values (not read from the environment)
+    face_crop_margin: float = 0.2      # framing for a model card that does not set its own
+    fairness_ci_level: float = 0.95
+    fairness_max_groups: int = 20      # a column with more distinct values is not a group attribute
+    face_crop_min_area: float = 0.5    # a face covering this share of the image: the image is the crop
+    live_track_iou: float = 0.3        # a detection continues a track when boxes overlap this much
+    live_track_max_misses: int = 2     # detector rounds a track survives unmatched
+    live_history_s: float = 10.0       # seconds kept for the running emotion-share chart
+    live_readout_refresh_s: float = 1.0
+    live_stats_window: int = 30        # frames averaged for the FPS and latency readout
+    batch_max_pending_crops: int = 256  # face crops held before a classifier call
+    video_formats: tuple[str, ...] = field(default=VIDEO_FORMATS)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        """Read every `EMOLENS_*` variable; all malformed ones are reported together in one `SettingsError`."""
+        reader = _Reader(os.environ if env is None else env)
+        weights = reader.path("WEIGHTS_DIR", PROJECT_ROOT / "weights")
+        values = dict(
+            data_dir=reader.path("DATA_DIR", PROJECT_ROOT.parent / "shared" / "data"),
+            weights_dir=weights,
+            reports_dir=reader.path("REPORTS_DIR", weights / "reports"),
+            cache_dir=reader.path("CACHE_DIR", PROJECT_ROOT / ".cache"),
+            emotion_model=reader.text("EMOTION_MODEL", "emotion_ensemble"),
+            detector=reader.text("DETECTOR", "mediapipe_full"),
+            face_yolo=reader.path("FACE_YOLO", weights / "face_yolo.pt"),
+            yolo_imgsz=reader.number("YOLO_IMGSZ", None, int, minimum=32),
+            yolo_backend=reader.choice("YOLO_BACKEND", "auto", ("auto", "onnxruntime", "torch")),
+            max_upload_bytes=reader.megabytes("MAX_UPLOAD_MB", 10),
+            max_megapixels=reader.number("MAX_MEGAPIXELS", 40.0, float, minimum=0.01),
+            max_files=reader.number("MAX_FILES", 200, int, minimum=1),
+            labels_csv_max_bytes=reader.megabytes("LABELS_CSV_MAX_MB", 20),
+            api_max_request_bytes=reader.megabytes("API_MAX_REQUEST_MB", 32),
+            api_max_batch_files=reader.number("API_MAX_BATCH_FILES", 32, int, minimum=1),
+            api_max_cached_pipelines=reader.number("API_MAX_CACHED_PIPELINES", 8, int, minimum=1),
+            api_torch_threads=reader.number("API_TORCH_THREADS", 1, int, minimum=0),
+            archive_max_files=reader.number("ARCHIVE_MAX_FILES", 10000, int, minimum=1),
+            archive_max_entries=reader.number("ARCHIVE_MAX_ENTRIES", 50000, int, minimum=1),
+            archive_max_total_bytes=reader.megabytes("ARCHIVE_MAX_TOTAL_MB", 2048),
+            archive_max_ratio=reader.number("ARCHIVE_MAX_RATIO", 100.0, float, minimum=1.0),
+            min_group_size=reader.number("MIN_GROUP_SIZE", 30, int, minimum=1),
+            min_group_subjects=reader.number("MIN_GROUP_SUBJECTS", 10, int, minimum=1),
+            fairness_bootstrap=reader.number("FAIRNESS_BOOTSTRAP", 1000, int, minimum=0),
+            fairness_max_images=reader.number("FAIRNESS_MAX_IMAGES", 5000, int, minimum=1),
+            live_detector=reader.text("LIVE_DETECTOR", "mediapipe"),
+            live_emotion_model=reader.text("LIVE_EMOTION_MODEL", "emotion_vgg_s"),
+            live_detect_every=reader.number("LIVE_DETECT_EVERY", 3, int, minimum=1),
+            live_detect_max_side=reader.number("LIVE_DETECT_MAX_SIDE", 320, int, minimum=64),
+            live_classify_every=reader.number("LIVE_CLASSIFY_EVERY", 1, int, minimum=1),
+            live_smoothing_s=reader.number("LIVE_SMOOTHING_S", 0.5, float, minimum=0.0),
+            ice_servers=reader.parse("ICE_SERVERS", (), _ice_servers,
+                                     'a JSON list like [{"urls": ["stun:stun.example.org:3478"]}] '
+                                     '(with "username"/"credential" for TURN)'),
+            video_max_upload_bytes=reader.megabytes("VIDEO_MAX_UPLOAD_MB", 50),
+            video_max_seconds=reader.number("VIDEO_MAX_SECONDS", 120.0, float, minimum=0.1),
+            video_max_megapixels=reader.number("VIDEO_MAX_MEGAPIXELS", 8.3, float, minimum=0.01),
+            annotate_page_size=reader.number("ANNOTATE_PAGE_SIZE", 12, int, minimum=1),
+            batch_size=reader.number("BATCH_SIZE", 16, int, minimum=1),
+            batch_video_fps=reader.number("BATCH_VIDEO_FPS", 1.0, float, minimum=0.0),
+            batch_torch_threads=reader.number("BATCH_TORCH_THREADS", 1, int, minimum=0),
+            ray_object_store_mb=reader.number("RAY_OBJECT_STORE_MB", 200, int, minimum=64),
+            batch_results_server_paths=reader.flag("BATCH_RESULTS_SERVER_PATHS", True),
+            batch_results_max_bytes=reader.megabytes("BATCH_RESULTS_MAX_MB", 200),
+        )
+        reader.raise_problems()
+        return cls(**values)
+
+
+class _Reader:
+    """Parses `EMOLENS_<NAME>` values, collecting every problem instead of stopping at the first."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[str] = []
+
+    def parse(self, name: str, default: T, convert: Callable[[str], T], accepts: str) -> T:
+        var = f"EMOLENS_{name}"
+        raw = self.env.get(var, "").strip()
+        if not raw:
+            return default
+        try:
+            return convert(raw)
+        except (ValueError, TypeError):
+            shown = raw if len(raw) <= 60 else raw[:57] + "..."
+            self.problems.append(f"{var}={shown!r} is not valid: it takes {accepts}.")
+            return default
+
+    def text(self, name: str, default: str) -> str:
+        return self.parse(name, default, str, "a name")
+
+    def path(self, name: str, default: Path) -> Path:
+        return self.parse(name, default, lambda raw: Path(raw).expanduser(), "a folder or file path")
+
+    def number(self, name: str, default: Any, kind: type, minimum: float | None = None,
+               maximum: float | None = None) -> Any:
+        def convert(raw: str) -> Any:
+            value = kind(raw)
+            if value != value or (minimum is not None and value < minimum) or \
+                    (maximum is not None and value > maximum):
+                raise ValueError(raw)
+            return value
+        what = "a whole number" if kind is int else "a number"
+        bounds = (f" from {minimum:g} to {maximum:g}" if minimum is not None and maximum is not None
+                  else f" of at least {minimum:g}" if minimum is not None else "")
+        return self.parse(name, default, convert, f"{what}{bounds} (default {default})")
+
+    def megabytes(self, name: str, default_mb: float) -> int:
+        def convert(raw: str) -> int:
+            mb = float(raw)
+            if not mb > 0 or mb == float("inf"):
+                raise ValueError(raw)
+            return int(mb * 1024 * 1024)
+        return self.parse(name, int(default_mb * 1024 * 1024), convert,
+                          f"a size in megabytes greater than 0 (default {default_mb:g})")
+
+    def flag(self, name: str, default: bool) -> bool:
+        def convert(raw: str) -> bool:
+            value = raw.lower()
+            if value in {"1", "true", "yes", "on"}:
+                return True
+            if value in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(raw)
+        return self.parse(name, default, convert, f"1 or 0 (default {int(default)})")
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        def convert(raw: str) -> str:
+            if raw.lower() not in choices:
+                raise ValueError(raw)
+            return raw.lower()
+        return self.parse(name, default, convert, f"one of {', '.join(choices)} (default {default})")
+
+    def raise_problems(self) -> None:
+        if self.problems:
+            head = "EmoLens cannot start: a setting is malformed." if len(self.problems) == 1 else \
+                f"EmoLens cannot start: {len(self.problems)} settings are malformed."
+            raise SettingsError(head + "\n" + "\n".join(f"- {p}" for p in self.problems))
+
+
+def _ice_servers(raw: str) -> tuple[dict[str, Any], ...]:
+    servers = json.loads(raw)
     if not isinstance(servers, list) or not all(isinstance(s, dict) and "urls" in s for s in servers):
-        raise ValueError('EMOLENS_ICE_SERVERS must be a JSON list of objects with "urls" '
-                         '(and "username"/"credential" for TURN).')
-    return servers
-ANNOTATE_PAGE_SIZE = int(os.environ.get("EMOLENS_ANNOTATE_PAGE_SIZE", "12"))  # faces per page on Annotate
-# Torch intra-op threads per API worker process (0 = torch's default, one per core). Throughput comes from
-# gunicorn workers (one per core); more threads per worker oversubscribe the cores, and OpenMP's spin-waits
-# then make one classification ~50x slower on a busy machine (measured: 4.5 s vs 0.05 s per face).
-API_TORCH_THREADS = int(os.environ.get("EMOLENS_API_TORCH_THREADS", "1"))
+        raise ValueError(raw)
+    return tuple(servers)
 
-# Batch at scale (core.batch.engine*, `python -m core batch`, training.benchmark_batch, the Batch Results page).
-BATCH_SIZE = int(os.environ.get("EMOLENS_BATCH_SIZE", "16"))  # files per engine batch and per committed flush
-BATCH_VIDEO_FPS = float(os.environ.get("EMOLENS_BATCH_VIDEO_FPS", "1"))  # frames sampled per second of video
-BATCH_TORCH_THREADS = int(os.environ.get("EMOLENS_BATCH_TORCH_THREADS", "1"))  # per Ray actor: actors give parallelism
-BATCH_MAX_PENDING_CROPS = 256   # face crops held before a classifier call (bounds memory on long videos)
-RAY_OBJECT_STORE_MB = int(os.environ.get("EMOLENS_RAY_OBJECT_STORE_MB", "200"))  # local Ray: results only, no pixels
-# The Batch Results page may read a results file by its path on the server (handy locally); a shared
-# deployment sets this to 0 so visitors cannot read the server's files.
-BATCH_RESULTS_SERVER_PATHS = os.environ.get("EMOLENS_BATCH_RESULTS_SERVER_PATHS", "1") == "1"
-BATCH_RESULTS_MAX_BYTES = int(float(os.environ.get("EMOLENS_BATCH_RESULTS_MAX_MB", "200")) * 1024 * 1024)
+
+_current: Settings | None = None
+
+
+def get() -> Settings:
+    """The process's settings, read from the environment on first use."""
+    global _current
+    if _current is None:
+        _current = Settings.from_env()
+    return _current
+
+
+def reload() -> Settings:
+    """Read the environment again (after a test or a launcher changed it)."""
+    global _current
+    _current = None
+    return get()
+
+
+def configure(**changes: Any) -> Settings:
+    """Install a copy of the settings with `changes` (a CLI flag that overrides a variable, a test)."""
+    global _current
+    unknown = sorted(set(changes) - {f.name for f in fields(Settings)})
+    if unknown:
+        raise TypeError(f"unknown settings: {', '.join(unknown)}")
+    _current = replace(get(), **changes)
+    return _current

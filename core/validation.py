@@ -135,8 +135,8 @@ def _to_rgb(img: Image.Image, notes: list[str]) -> np.ndarray:
 def validate_image_bytes(data: bytes, *, max_bytes: int | None = None,
                          max_megapixels: float | None = None) -> ValidatedImage:
     """Check and decode one uploaded file; raise an `ImageRejected` subclass on anything unsafe."""
-    max_bytes = settings.MAX_UPLOAD_BYTES if max_bytes is None else max_bytes
-    max_megapixels = settings.MAX_MEGAPIXELS if max_megapixels is None else max_megapixels
+    max_bytes = settings.get().max_upload_bytes if max_bytes is None else max_bytes
+    max_megapixels = settings.get().max_megapixels if max_megapixels is None else max_megapixels
     if not data:
         raise EmptyFile("The file is empty (0 bytes). Please choose the image again.")
     if len(data) > max_bytes:

@@ -18,14 +18,14 @@ st.set_page_config(page_title="Upload and Predict · EmoLens", page_icon="📤",
 st.title("Upload and Predict")
 st.markdown(
     f"Upload one or more photos. Accepted: **JPEG, PNG, WebP, BMP, TIFF**, up to "
-    f"**{settings.MAX_UPLOAD_BYTES // 2**20} MB** and **{settings.MAX_MEGAPIXELS:.0f} megapixels** each, "
-    f"at most {settings.MAX_FILES_PER_BATCH} files at once. Images are analysed in memory and never saved."
+    f"**{settings.get().max_upload_bytes // 2**20} MB** and **{settings.get().max_megapixels:.0f} megapixels** each, "
+    f"at most {settings.get().max_files} files at once. Images are analysed in memory and never saved."
 )
 
 with st.sidebar:
     st.header("Settings")
     detectors = available_detectors()
-    detector = st.selectbox("Face detector", detectors, index=detectors.index(settings.DEFAULT_DETECTOR),
+    detector = st.selectbox("Face detector", detectors, index=detectors.index(settings.get().detector),
                             help="Which algorithm finds the faces.")
     st.caption(detector_description(detector))
     threshold = st.slider("Detection threshold", 0.05, 0.95, float(default_threshold(detector)), 0.05,
@@ -39,9 +39,9 @@ uploads = st.file_uploader("Images", type=None, accept_multiple_files=True,
 if not uploads:
     st.info("Waiting for images. Tip: group photos work too; every face is analysed.")
     st.stop()
-if len(uploads) > settings.MAX_FILES_PER_BATCH:
-    st.warning(f"{len(uploads)} files were selected; only the first {settings.MAX_FILES_PER_BATCH} are analysed.")
-    uploads = uploads[:settings.MAX_FILES_PER_BATCH]
+if len(uploads) > settings.get().max_files:
+    st.warning(f"{len(uploads)} files were selected; only the first {settings.get().max_files} are analysed.")
+    uploads = uploads[:settings.get().max_files]
 
 if model is None:
     st.error("No emotion model is installed in the weights folder, so nothing can be analysed.")

@@ -30,7 +30,7 @@ outcomes: dict[str, AddResult] = state.setdefault("annotate_uploads", {})
 
 with st.sidebar:
     detectors = available_detectors()
-    detector = st.selectbox("Face detector", detectors, index=detectors.index(settings.DEFAULT_DETECTOR))
+    detector = st.selectbox("Face detector", detectors, index=detectors.index(settings.get().detector))
     threshold = st.slider("Detection threshold", 0.05, 0.95, float(default_threshold(detector)), 0.05)
     models = shipped_models()
     model = st.selectbox("Emotion model", models, format_func=label_model) if len(models) > 1 else (models[0] if models else None)
@@ -45,7 +45,7 @@ pipeline = get_pipeline(detector, threshold, model)
 
 uploads = st.file_uploader("Images, or a labelled zip exported here to carry on", accept_multiple_files=True,
                            help="JPEG, PNG, WebP, BMP or TIFF photos; or the zip from 'Download labelled zip'.")
-for upload in (uploads or [])[:settings.MAX_FILES_PER_BATCH]:
+for upload in (uploads or [])[:settings.get().max_files]:
     data = upload.getvalue()
     key = hashlib.sha256(upload.name.encode() + b"\0" + data).hexdigest()
     if key not in outcomes:  # each upload is added once; later reruns only show its outcome
@@ -85,12 +85,12 @@ def _extra(face_id: int, column: str) -> None:
 st.header("Review")
 only_open = st.toggle("Only unreviewed faces", value=True)
 queue = session.queue(unreviewed_only=only_open)
-pages = max(1, -(-len(queue) // settings.ANNOTATE_PAGE_SIZE))
+pages = max(1, -(-len(queue) // settings.get().annotate_page_size))
 page = st.number_input("Page", 1, pages, 1) if pages > 1 else 1
 options = [*session.classes, NOT_A_FACE]
 if not queue:
     st.success("Every face is reviewed." if total else "No face found yet; add missed faces below.")
-for face in queue[(page - 1) * settings.ANNOTATE_PAGE_SIZE:page * settings.ANNOTATE_PAGE_SIZE]:
+for face in queue[(page - 1) * settings.get().annotate_page_size:page * settings.get().annotate_page_size]:
     thumb, about, controls = st.columns([1, 2, 3])
     if face.thumb:
         thumb.image(face.thumb, width=96)

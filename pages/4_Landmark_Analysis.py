@@ -44,7 +44,7 @@ def analyse(digest: str, data: bytes) -> dict:
         image = validate_image_bytes(data).image
     except ImageRejected as exc:
         return {"error": exc.message}
-    boxes = [d.box for d in get_detector(settings.DEFAULT_DETECTOR).detect(image)]
+    boxes = [d.box for d in get_detector(settings.get().detector).detect(image)]
     points = {name: [get_landmarker(name).landmarks(image, b) for b in boxes] for name in LABELS}
     return {"image": image, "boxes": boxes, "points": points}
 

@@ -15,7 +15,7 @@ from core.fairness.audit import FACE_MODE_HELP, FACE_MODES, DatasetError, audit_
 from ui.fairness_charts import attribute_title, gap_chart, group_chart
 from ui.resources import get_pipeline, shipped_models
 
-REPORT = settings.reports_dir() / "fairness.json"
+REPORT = settings.get().reports_dir / "fairness.json"
 COMMAND = "python -m training.audit_fairness --data ../shared/data/fairness --json weights/reports/fairness.json"
 
 st.set_page_config(page_title="Fairness Audit · EmoLens", page_icon="⚖️", layout="wide")
@@ -24,7 +24,7 @@ st.markdown(
     "Does the emotion model read some groups of people less well than others? For each group we show "
     "accuracy, macro-F1, recall of each emotion and how often each emotion is predicted, with a **95% "
     "interval** from resampling *people* (not photos). A gap is **flagged** only when its interval excludes "
-    f"zero; groups with fewer than **{settings.MIN_GROUP_SIZE}** faces are marked *too few* and not compared."
+    f"zero; groups with fewer than **{settings.get().min_group_size}** faces are marked *too few* and not compared."
 )
 
 
@@ -88,19 +88,19 @@ def audit_own_data() -> None:
             st.markdown("\n".join(f"- {p}" for p in skipped))
     candidates = dataset.attribute_candidates()
     if not candidates:
-        st.warning(f"No attribute column with 2 to {settings.FAIRNESS_MAX_GROUPS} groups was found, so there "
+        st.warning(f"No attribute column with 2 to {settings.get().fairness_max_groups} groups was found, so there "
                    "is nothing to compare. Add a column such as `gender` or `age_group`.")
         return
     attributes = st.multiselect("Attributes to audit", candidates, default=candidates)
     face_mode = st.selectbox("Faces", FACE_MODES, format_func=lambda m: f"{m}: {FACE_MODE_HELP[m]}")
     models = shipped_models()
-    model = settings.DEFAULT_EMOTION_MODEL if settings.DEFAULT_EMOTION_MODEL in models else next(iter(models), None)
+    model = settings.get().emotion_model if settings.get().emotion_model in models else next(iter(models), None)
     run_key = "|".join([hashlib.sha256(b"".join(f.getvalue() for f in files)).hexdigest(), face_mode, *attributes])
     if model is None:
         st.error("No emotion model is installed in the weights folder, so nothing can be analysed.")
         return
     if attributes and st.button("Run the audit", type="primary"):
-        detector = settings.DEFAULT_DETECTOR
+        detector = settings.get().detector
         bar = st.progress(0.0, text="Analysing…")
         meta = {"report": "fairness_audit", "schema": 1, "data": {"path": "uploaded (not stored)"},
                 "model": {"name": model}, "detector": {"name": detector},
@@ -170,13 +170,13 @@ emotions count as much as common ones. *Recall of an emotion*: of the faces labe
 model finds; comparing it across groups is the **equal-opportunity** difference. *Share predicted*: how often
 the model says an emotion at all (differences here can simply reflect different label mixes).
 *Gap* = highest − lowest group; *ratio* = lowest / highest. The **95% interval** comes from
-{settings.FAIRNESS_BOOTSTRAP} bootstrap resamples of whole people: photos of one person are not independent.
+{settings.get().fairness_bootstrap} bootstrap resamples of whole people: photos of one person are not independent.
 
 **What they do not mean.** A flag says "this difference is unlikely to be chance *in this data*"; it does
 not say why (lighting, photo quality, label noise, or the model) and it does not prove the model is fair
 elsewhere. No flag is not proof of no bias: small groups give wide intervals. With many comparisons, about
-one in twenty intervals misses by chance. Groups with fewer than {settings.MIN_GROUP_SIZE} faces, or fewer
-than {settings.MIN_GROUP_SUBJECTS} people, are shown but never flagged. An expression label is not a feeling.
+one in twenty intervals misses by chance. Groups with fewer than {settings.get().min_group_size} faces, or fewer
+than {settings.get().min_group_subjects} people, are shown but never flagged. An expression label is not a feeling.
 
 **Known biases of the training data.** The model learned from FER-2013: web images with **no demographic
 labels**, so nobody can check its balance; mostly adults, few children and elderly; skewed classes (very few

@@ -43,14 +43,14 @@ st.markdown("Real-time expression estimates from your camera, or a timeline for 
 with st.sidebar:
     st.header("Settings")
     detectors = available_detectors()
-    detector_name = st.selectbox("Face detector", detectors, index=detectors.index(settings.LIVE_DEFAULT_DETECTOR))
+    detector_name = st.selectbox("Face detector", detectors, index=detectors.index(settings.get().live_detector))
     st.caption(detector_description(detector_name))
     threshold = st.slider("Detection threshold", 0.05, 0.95, float(default_threshold(detector_name)), 0.05)
-    models = shipped_models(settings.LIVE_DEFAULT_EMOTION_MODEL)
+    models = shipped_models(settings.get().live_emotion_model)
     model = st.selectbox("Emotion model", models, format_func=label_model) if len(models) > 1 else (models[0] if models else None)
-    detect_every = st.slider("Run the detector every k frames", 1, 10, settings.LIVE_DETECT_EVERY,
+    detect_every = st.slider("Run the detector every k frames", 1, 10, settings.get().live_detect_every,
                              help="Between detections, faces are followed by optical flow (much cheaper).")
-    smoothing = st.slider("Label smoothing (seconds)", 0.0, 2.0, settings.LIVE_SMOOTHING_S, 0.1,
+    smoothing = st.slider("Label smoothing (seconds)", 0.0, 2.0, settings.get().live_smoothing_s, 0.1,
                           help="Time constant of the moving average of each face's probabilities; 0 = none.")
     marks = ["off", "detector keypoints"] + available_landmarkers()
     mark = st.selectbox("Landmarks", marks, format_func=lambda m: m if m in marks[:2] else landmarker_label(m),
@@ -80,7 +80,7 @@ live_tab, file_tab = st.tabs(["Webcam", "Video file"])
 
 with file_tab:
     st.markdown(f"Upload **{', '.join(settings.VIDEO_FORMATS)}**, up to "
-                f"{settings.VIDEO_MAX_UPLOAD_BYTES // 2**20} MB and {settings.VIDEO_MAX_SECONDS:.0f} s. Each "
+                f"{settings.get().video_max_upload_bytes // 2**20} MB and {settings.get().video_max_seconds:.0f} s. Each "
                 "analysed frame gets the detector (every frame), tracking, and smoothed probabilities.")
     upload = st.file_uploader("Video", type=list(settings.VIDEO_FORMATS))
     stride = st.number_input("Analyse every n-th frame", 1, 30, 1, help="1 = every frame (slowest).")
@@ -126,11 +126,7 @@ with file_tab:
                                f"{upload.name.rsplit('.', 1)[0]}_emotions.csv", "text/csv")
 
 with live_tab:
-    try:
-        ice = settings.ice_servers()
-    except ValueError as exc:
-        st.error(str(exc))
-        st.stop()
+    ice = list(settings.get().ice_servers)
     session_key = (detector_name, threshold, model, detect_every, smoothing, mark)
     if st.session_state.get("live_key") != session_key:  # new settings: fresh tracks and statistics
         st.session_state.update(live_key=session_key, live_analyzer=LiveAnalyzer(detector, classifier, config, extra))
@@ -149,7 +145,7 @@ with live_tab:
                    "Open the app in a browser to use the webcam; the Video file tab works without it.")
         st.stop()
 
-    @st.fragment(run_every=settings.LIVE_READOUT_REFRESH_S if ctx.state.playing else None)
+    @st.fragment(run_every=settings.get().live_readout_refresh_s if ctx.state.playing else None)
     def readout() -> None:
         stats = live.snapshot()
         cols = st.columns(4)

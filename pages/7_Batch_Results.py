@@ -32,12 +32,12 @@ def load_path(path: str, stamp: float) -> BatchResults:  # stamp: reread when th
 
 def choose_results() -> BatchResults | None:
     """An upload, or (when this deployment allows it) a path on the server."""
-    sources = ["Upload a file"] + (["A path on this machine"] if settings.BATCH_RESULTS_SERVER_PATHS else [])
+    sources = ["Upload a file"] + (["A path on this machine"] if settings.get().batch_results_server_paths else [])
     how = st.radio("Results", sources, horizontal=True, label_visibility="collapsed")
     try:
         if how == "Upload a file":
             up = st.file_uploader("Results file (CSV or Parquet)", type=["csv", "parquet"],
-                                  help=f"Up to {settings.BATCH_RESULTS_MAX_BYTES // 2**20} MB.")
+                                  help=f"Up to {settings.get().batch_results_max_bytes // 2**20} MB.")
             return load_upload(up.getvalue(), up.name) if up else None
         path = st.text_input("Results path", placeholder="results.csv, or a results.parquet folder of shards",
                              help="A CSV, a Parquet file or a folder of Parquet shards, on the machine running "

@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
     from core import settings
 
-    detector = args.detector or settings.DEFAULT_DETECTOR
+    detector = args.detector or settings.get().detector
     image = args.image.read_bytes() if args.image else default_image()
     print(f"gunicorn core.api:app, {args.workers} worker(s) x {args.threads} thread(s) on 127.0.0.1; "
           f"{args.clients} clients for {args.duration:.0f} s; detector {detector}; image {len(image) / 1e3:.0f} KB; "

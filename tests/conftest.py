@@ -16,6 +16,13 @@ ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
 
 
+@pytest.fixture(autouse=True)
+def fresh_settings(monkeypatch):
+    """Every test reads the environment afresh on its first `settings.get()`, and whatever it installs with
+    `settings.configure()` (or `monkeypatch.setenv` + `settings.reload()`) is undone after it."""
+    monkeypatch.setattr(settings, "_current", None)
+
+
 def require(env: str, reason: str) -> None:
     """Skip with a reason locally; fail in CI, where EMOLENS_REQUIRE_* says the resource must exist."""
     if os.environ.get(env) == "1":
@@ -44,7 +51,7 @@ def astronaut_png(astronaut) -> bytes:
 
 @pytest.fixture(scope="session")
 def shipped_weights() -> Path:
-    card = settings.weights_dir() / f"{settings.DEFAULT_EMOTION_MODEL}.json"
+    card = settings.get().weights_dir / f"{settings.get().emotion_model}.json"
     if not card.exists():
         pytest.fail(f"the shipped model card {card} is missing")
     return card
@@ -54,12 +61,12 @@ def shipped_weights() -> Path:
 def pipeline(shipped_weights):
     from core.pipeline import EmotionPipeline
 
-    return EmotionPipeline.create(settings.DEFAULT_DETECTOR)
+    return EmotionPipeline.create(settings.get().detector)
 
 
 @pytest.fixture(scope="session")
 def fer_npz() -> Path:
-    path = settings.data_dir() / "fer2013" / "fer2013.npz"
+    path = settings.get().data_dir / "fer2013" / "fer2013.npz"
     if not path.exists():
         require("EMOLENS_REQUIRE_DATA", f"FER-2013 not found at {path}")
     return path

@@ -61,20 +61,20 @@ def summary_lines(audit: FairnessAudit) -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m training.audit_fairness", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=str(settings.data_dir() / "fairness"), help="folder with labels.csv, or a zip")
+    ap.add_argument("--data", default=str(settings.get().data_dir / "fairness"), help="folder with labels.csv, or a zip")
     ap.add_argument("--json", dest="json_out", default=None, help="write the report here")
     ap.add_argument("--predictions", default=None, help="also write per-image predictions (CSV) here")
     ap.add_argument("--model", default=None, help="emotion model name in the weights folder (default: shipped)")
-    ap.add_argument("--detector", default=settings.DEFAULT_DETECTOR, choices=available_detectors())
+    ap.add_argument("--detector", default=settings.get().detector, choices=available_detectors())
     ap.add_argument("--threshold", type=float, default=None, help="detector score threshold (0-1)")
     ap.add_argument("--face", default="auto", choices=FACE_MODES,
                     help="; ".join(f"{k}: {v}" for k, v in FACE_MODE_HELP.items()))
     ap.add_argument("--attributes", default=None, help="comma-separated columns (default: every attribute column)")
     ap.add_argument("--within", default="auto", help="compare groups within this column ('auto': source if "
                                                      "present; 'none': across the whole set)")
-    ap.add_argument("--bootstrap", type=int, default=settings.FAIRNESS_BOOTSTRAP, help="resamples per interval")
+    ap.add_argument("--bootstrap", type=int, default=settings.get().fairness_bootstrap, help="resamples per interval")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--min-group", type=int, default=settings.MIN_GROUP_SIZE,
+    ap.add_argument("--min-group", type=int, default=settings.get().min_group_size,
                     help="groups with fewer faces are marked 'too few' and left out of gaps")
     ap.add_argument("--limit", type=int, default=None, help="audit a seeded random sample of this many rows")
     return ap

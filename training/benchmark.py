@@ -211,12 +211,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--video", default=None, help="a video file instead of the generated clip")
     ap.add_argument("--frames", type=int, default=300)
     ap.add_argument("--warmup", type=int, default=20, help="first frames left out of the figures")
-    ap.add_argument("--detector", default=settings.LIVE_DEFAULT_DETECTOR, choices=available_detectors())
-    ap.add_argument("--detect-every", type=int, default=settings.LIVE_DETECT_EVERY)
-    ap.add_argument("--detect-max-side", type=int, default=settings.LIVE_DETECT_MAX_SIDE)
-    ap.add_argument("--classify-every", type=int, default=settings.LIVE_CLASSIFY_EVERY)
+    ap.add_argument("--detector", default=settings.get().live_detector, choices=available_detectors())
+    ap.add_argument("--detect-every", type=int, default=settings.get().live_detect_every)
+    ap.add_argument("--detect-max-side", type=int, default=settings.get().live_detect_max_side)
+    ap.add_argument("--classify-every", type=int, default=settings.get().live_classify_every)
     ap.add_argument("--backend", default="auto", choices=BACKENDS, help="classifier backend")
-    ap.add_argument("--model", default=settings.LIVE_DEFAULT_EMOTION_MODEL,
+    ap.add_argument("--model", default=settings.get().live_emotion_model,
                     help="emotion model name in the weights folder (default: the live page's)")
     args = ap.parse_args(argv)
     try:

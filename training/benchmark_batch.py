@@ -145,7 +145,7 @@ def measure(engine: str, workers: int, images: Path, out: Path, batch_size: int)
     if proc.returncode != 0:
         raise RuntimeError(f"{engine} x{workers} failed:\n{stderr[-3000:]}")
     result = json.loads(stdout.strip().splitlines()[-1])
-    setup = {"workers": workers, "torch_threads": settings.BATCH_TORCH_THREADS} if engine == "ray" else {
+    setup = {"workers": workers, "torch_threads": settings.get().batch_torch_threads} if engine == "ray" else {
         "workers": None, "torch_threads": workers or "default"}
     return {"engine": engine, **setup, **result,
             "peak_rss_mb_sum": round(sampler.peak_rss / 2**20), "peak_pss_mb_sum": round(sampler.peak_pss / 2**20)}
@@ -170,7 +170,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "report": "batch_benchmark", "n_images": args.n, "batch_size": args.batch_size,
         "images": "generated from skimage astronaut + cameraman (flip, scale 0.6-1.0, brightness 0.7-1.3), "
                   "~300-512 px, half JPEG, half PNG",
-        "detector": settings.DEFAULT_DETECTOR, "model": settings.DEFAULT_EMOTION_MODEL,
+        "detector": settings.get().detector, "model": settings.get().emotion_model,
         "memory_method": "peak over 0.25 s samples of the summed RSS / PSS of the run's process and all its "
                          "descendants (Ray GCS, raylet, workers); PSS shares shared pages fairly, RSS overcounts",
         "runs": runs,

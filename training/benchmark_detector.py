@@ -34,7 +34,7 @@ def round_ms(detector: YoloDetector, images: list[np.ndarray]) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=settings.data_dir() / "faces")
+    ap.add_argument("--data", type=Path, default=settings.get().data_dir / "faces")
     ap.add_argument("--split", default="val")
     ap.add_argument("--images", type=int, default=50)
     ap.add_argument("--rounds", type=int, default=5)

@@ -55,9 +55,9 @@ def evaluate(weights: Path, data: Path, split: str, tta: bool, labels: str = "fe
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=str(settings.data_dir() / "fer2013" / "fer2013.npz"))
+    ap.add_argument("--data", default=str(settings.get().data_dir / "fer2013" / "fer2013.npz"))
     ap.add_argument("--split", default="PrivateTest", choices=["Training", "PublicTest", "PrivateTest"])
-    ap.add_argument("--weights", default=str(settings.weights_dir() / f"{settings.DEFAULT_EMOTION_MODEL}.json"))
+    ap.add_argument("--weights", default=str(settings.get().weights_dir / f"{settings.get().emotion_model}.json"))
     ap.add_argument("--tta", action="store_true", help="average with the mirrored face")
     ap.add_argument("--labels", default="fer2013", choices=[x for x in LABEL_SOURCES if x != "ferplus_soft"],
                     help="score against FER-2013's labels or FER+ majority votes (faces FER+ drops are left out)")

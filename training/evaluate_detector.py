@@ -322,7 +322,7 @@ def update_card(card_path: Path, result: DetectorResult, report: dict[str, Any],
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=settings.data_dir() / "faces")
+    ap.add_argument("--data", type=Path, default=settings.get().data_dir / "faces")
     ap.add_argument("--split", default="val", help="split reported (val)")
     ap.add_argument("--tune-split", default="tune", help="split that picks each detector's threshold")
     ap.add_argument("--min-face", type=float, default=32.0, help="faces with a shorter longer side are ignored")
@@ -332,16 +332,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--ensemble-iou", type=float, default=DEFAULT_IOU)
     ap.add_argument("--ensemble-tolerance", type=float, default=0.005,
                     help="auto: tune F1 within this of the best counts as a tie, won by the cheapest")
-    ap.add_argument("--json", type=Path, default=settings.reports_dir() / "detection.json")
+    ap.add_argument("--json", type=Path, default=settings.get().reports_dir / "detection.json")
     ap.add_argument("--limit", type=int, default=None, help="N evenly spaced images per split (quick runs)")
     ap.add_argument("--timing-images", type=int, default=50)
     ap.add_argument("--threads", type=int, default=2, help="torch threads (MTCNN, YOLO)")
     ap.add_argument("--cache-dir", type=Path, default=Path("runs/detector_eval/cache"))
     ap.add_argument("--no-cache", action="store_true", help="recompute every detection")
     ap.add_argument("--yolo-weights", type=Path, default=None,
-                    help="evaluate this checkpoint instead of weights/face_yolo.pt (sets EMOLENS_FACE_YOLO)")
+                    help="evaluate this checkpoint instead of weights/face_yolo.pt (like EMOLENS_FACE_YOLO)")
     ap.add_argument("--yolo-imgsz", type=int, default=None,
-                    help="run yolo at this input size instead of its card's (sets EMOLENS_YOLO_IMGSZ)")
+                    help="run yolo at this input size instead of its card's (like EMOLENS_YOLO_IMGSZ)")
     ap.add_argument("--update-card", action="store_true",
                     help="write yolo's figures and tuned threshold into weights/face_yolo.json")
     return ap.parse_args(argv)
@@ -354,12 +354,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.update_card:
             print("--update-card writes the shipped card, so it cannot be combined with --yolo-weights.")
             return 2
-        os.environ["EMOLENS_FACE_YOLO"] = str(args.yolo_weights.resolve())
+        settings.configure(face_yolo=args.yolo_weights.resolve())
     if args.yolo_imgsz is not None:
         if args.update_card:
             print("--update-card writes the shipped card, so it cannot be combined with --yolo-imgsz.")
             return 2
-        os.environ["EMOLENS_YOLO_IMGSZ"] = str(args.yolo_imgsz)
+        settings.configure(yolo_imgsz=args.yolo_imgsz)
     import torch
 
     torch.set_num_threads(args.threads)
@@ -467,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
         if "yolo" not in results:
             print("--update-card needs yolo in --detectors; card left unchanged.")
             return 2
-        card = settings.weights_dir() / "face_yolo.json"
+        card = settings.get().weights_dir / "face_yolo.json"
         update_card(card, results["yolo"], report, args.json)
         print(f"Updated {card}")
     return 0

@@ -158,10 +158,10 @@ def merge_json(path: Path, section: dict[str, Any], keep: tuple[str, ...] = ()) 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=str(settings.data_dir() / "landmarks"))
+    ap.add_argument("--data", default=str(settings.get().data_dir / "landmarks"))
     ap.add_argument("--json", dest="json_out", default=None)
     ap.add_argument("--methods", default=",".join(available_landmarkers()))
-    ap.add_argument("--detector", default=settings.DEFAULT_DETECTOR)
+    ap.add_argument("--detector", default=settings.get().detector)
     ap.add_argument("--boxes", choices=["detector", "gt"], default="detector",
                     help="face boxes from the app's detector (default) or from the ground-truth points")
     ap.add_argument("--subsets", default=None, help="comma-separated, e.g. helen_test")

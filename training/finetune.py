@@ -440,7 +440,7 @@ def _card(base: EmotionClassifier, model: nn.Module, classes: list[str], cfg: Fi
         "std": list(base.card.std),
         "classes": list(classes),
         "temperature": 1.0,
-        "crop": dict(raw.get("crop", {"margin": settings.FACE_CROP_MARGIN, "square": True})),
+        "crop": dict(raw.get("crop", {"margin": settings.get().face_crop_margin, "square": True})),
         "inference": dict(raw.get("inference", {})),
         "training_data": {
             "name": f"{data_label} ({len(faces)} labelled faces, {len(labelled.images)} images)",
@@ -459,8 +459,8 @@ def _card(base: EmotionClassifier, model: nn.Module, classes: list[str], cfg: Fi
     }
 
 
-def summary_table(report: dict[str, Any]) -> "pd.DataFrame":
-    """Before / after on the held-out part, one row per measure (what the Annotate page shows)."""
+def summary_table(report: dict[str, Any]) -> Any:
+    """Before / after on the held-out part, one row per measure (what the Annotate page shows): a DataFrame."""
     import pandas as pd
 
     b, a = report["before"], report["after"]

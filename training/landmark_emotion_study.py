@@ -218,8 +218,6 @@ def study_set(faces: list[StudyFace], points: dict[str, list[np.ndarray | None]]
     methods = list(points)
     common = np.array([all(points[m][i] is not None for m in methods) for i in range(len(faces))], dtype=bool)
     sub = np.flatnonzero(common)
-    classes = list(classifier.classes)
-
     present = sorted(set(labels[sub].tolist()))  # London has only neutral and happy
 
     def scores(pred: np.ndarray, aligned: np.ndarray) -> dict[str, Any]:
@@ -297,13 +295,13 @@ def weights_sha256(classifier: EmotionClassifier, weights_dir: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", dest="json_out", required=True)
-    ap.add_argument("--model", default=settings.DEFAULT_EMOTION_MODEL)
-    ap.add_argument("--weights-dir", default=str(settings.weights_dir()))
-    ap.add_argument("--fer", default=str(settings.data_dir() / "fer2013" / "fer2013.npz"))
+    ap.add_argument("--model", default=settings.get().emotion_model)
+    ap.add_argument("--weights-dir", default=str(settings.get().weights_dir))
+    ap.add_argument("--fer", default=str(settings.get().data_dir / "fer2013" / "fer2013.npz"))
     ap.add_argument("--split", default="PublicTest", choices=["PublicTest", "PrivateTest"],
                     help="FER-2013 faces; PublicTest (validation), since the study informs an app setting")
-    ap.add_argument("--fairness", default=str(settings.data_dir() / "fairness"))
-    ap.add_argument("--detector", default=settings.DEFAULT_DETECTOR, help="finds the faces in London photos")
+    ap.add_argument("--fairness", default=str(settings.get().data_dir / "fairness"))
+    ap.add_argument("--detector", default=settings.get().detector, help="finds the faces in London photos")
     ap.add_argument("--fer-limit", type=int, default=None, help="random subset of N FER faces (seeded)")
     ap.add_argument("--fairness-limit", type=int, default=None, help="random subset of N images per source")
     ap.add_argument("--template-faces", type=int, default=2000, help="FER Training faces to re-measure the "
@@ -379,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
                    "note": "FER faces: a seeded random subset of the split when fer_limit is set (CPU budget); "
                            "fairness: every image of each source unless fairness_limit is set"},
         "sets": sets, "set_seconds": timings,
-        "command": command, "env": {"EMOLENS_WEIGHTS_DIR": str(settings.weights_dir())},
+        "command": command, "env": {"EMOLENS_WEIGHTS_DIR": str(settings.get().weights_dir)},
         "commit": git_commit(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "wall_s": round(time.time() - t_start, 1),
     }

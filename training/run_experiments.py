@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--recipe", required=True)
     ap.add_argument("--configs", nargs="+", required=True)
-    ap.add_argument("--data", default=str(settings.data_dir() / "fer2013" / "fer2013.npz"))
+    ap.add_argument("--data", default=str(settings.get().data_dir / "fer2013" / "fer2013.npz"))
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--device", default="cpu")

@@ -55,8 +55,8 @@ def greedy_selection(scores: dict[str, np.ndarray], labels: np.ndarray, max_memb
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=str(settings.data_dir() / "fer2013" / "fer2013.npz"))
-    ap.add_argument("--weights-dir", default=str(settings.weights_dir()))
+    ap.add_argument("--data", default=str(settings.get().data_dir / "fer2013" / "fer2013.npz"))
+    ap.add_argument("--weights-dir", default=str(settings.get().weights_dir))
     ap.add_argument("--candidates", nargs="+", required=True, help="model names (cards in --weights-dir)")
     ap.add_argument("--labels", default="fer2013", choices=["fer2013", "ferplus_majority"])
     ap.add_argument("--max-members", type=int, default=4)

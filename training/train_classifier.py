@@ -27,7 +27,7 @@ import yaml
 import core.emotion.architectures  # noqa: F401  (registers EmoLens architectures with timm)
 from core.emotion.vocabulary import EMOTIONS
 from core.emotion.preprocess import normalize_batch, to_model_input
-from core.settings import data_dir
+from core import settings
 from training.data import FaceSplit, load_faces
 from training.tensor_augment import TensorAugment
 
@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg["time_budget_min"] = args.time_budget_min
     if args.half_weights:
         cfg["half_weights"] = True
-    data = Path(args.data) if args.data else data_dir() / "fer2013" / "fer2013.npz"
+    data = Path(args.data) if args.data else settings.get().data_dir / "fer2013" / "fer2013.npz"
     if not data.exists():
         print(f"FER-2013 not found at {data}; pass --data or set EMOLENS_DATA_DIR", file=sys.stderr)
         return 2

@@ -76,12 +76,12 @@ def ensure_results_reader() -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="training/configs/face_yolo.yaml")
-    ap.add_argument("--data", default=str(settings.data_dir() / "faces"))
+    ap.add_argument("--data", default=str(settings.get().data_dir / "faces"))
     ap.add_argument("--hours", type=float, default=None)
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", default="runs/detector")
-    ap.add_argument("--weights-out", default=str(settings.weights_dir() / "face_yolo.pt"))
+    ap.add_argument("--weights-out", default=str(settings.get().weights_dir / "face_yolo.pt"))
     args = ap.parse_args(argv)
     cfg = yaml.safe_load(Path(args.config).read_text())
     if args.hours is not None:

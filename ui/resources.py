@@ -22,7 +22,7 @@ def get_pipeline(detector: str, threshold: float, model: str | None = None) -> E
 
 def shipped_models(default: str | None = None) -> list[str]:
     """Shipped emotion models, the page's default first (pickers preselect it)."""
-    first = default or settings.DEFAULT_EMOTION_MODEL
+    first = default or settings.get().emotion_model
     return sorted(list_models(), key=lambda n: n != first)
 
 
@@ -31,5 +31,5 @@ def label_model(name: str) -> str:
 
 
 def model_card(name: str | None = None) -> ModelCard:
-    name = name or settings.DEFAULT_EMOTION_MODEL
-    return ModelCard.load(settings.weights_dir() / f"{name}.json")
+    name = name or settings.get().emotion_model
+    return ModelCard.load(settings.get().weights_dir / f"{name}.json")

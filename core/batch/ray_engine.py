@@ -60,7 +60,7 @@ def _worker_env() -> dict[str, str]:
     """Settings travel to workers as environment variables (weights folder, limits, offline switches)."""
     keep = ("EMOLENS_", "YOLO_", "NO_ALBUMENTATIONS", "HF_HUB_OFFLINE", "RAY_USAGE_STATS", "GLOG_", "TF_CPP")
     env = {k: v for k, v in os.environ.items() if k.startswith(keep)}
-    env.update(OMP_NUM_THREADS=str(settings.BATCH_TORCH_THREADS), PYTHONPATH=os.pathsep.join(
+    env.update(OMP_NUM_THREADS=str(settings.get().batch_torch_threads), PYTHONPATH=os.pathsep.join(
         p for p in (str(settings.PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p))
     return env
 
@@ -93,7 +93,7 @@ class RayEngine:
         else:
             cpus = max(os.cpu_count() or 1, self.workers)
             # address="local": a new private instance even when `ray start` runs on this machine
-            ray.init(address="local", num_cpus=cpus, object_store_memory=settings.RAY_OBJECT_STORE_MB * 1024 * 1024,
+            ray.init(address="local", num_cpus=cpus, object_store_memory=settings.get().ray_object_store_mb * 1024 * 1024,
                      **common)
         return True
 
@@ -120,7 +120,7 @@ class RayEngine:
                                 compute=ray.data.ActorPoolStrategy(size=self.workers),
                                 num_cpus=self.actor_cpus(ray),
                                 fn_constructor_kwargs={"spec": job.spec, "config": config,
-                                                       "torch_threads": settings.BATCH_TORCH_THREADS})
+                                                       "torch_threads": settings.get().batch_torch_threads})
             for row in ds.iter_rows():
                 yield FileResult.from_json(json.loads(row["result"]))
         finally:

@@ -96,9 +96,9 @@ def read_results(data: bytes, name: str) -> BatchResults:
     """Uploaded bytes: Parquet by its magic bytes, else CSV."""
     if not data:
         raise ResultsError(f"{name} is empty. {MAKE_ONE}")
-    if len(data) > settings.BATCH_RESULTS_MAX_BYTES:
+    if len(data) > settings.get().batch_results_max_bytes:
         raise ResultsError(f"{name} is {len(data) / 2**20:.0f} MB; the limit is "
-                           f"{settings.BATCH_RESULTS_MAX_BYTES / 2**20:.0f} MB. Open it by path instead, or "
+                           f"{settings.get().batch_results_max_bytes / 2**20:.0f} MB. Open it by path instead, or "
                            "filter it first.")
     try:
         if data[:4] == b"PAR1":

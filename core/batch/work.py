@@ -43,8 +43,8 @@ class BatchConfig:
     detector: str | None = None
     threshold: float | None = None
     model: str | None = None
-    fps: float = settings.BATCH_VIDEO_FPS  # video frames sampled per second (0: every frame)
-    batch_size: int = settings.BATCH_SIZE  # files per batch: one classifier pass, one committed flush
+    fps: float = field(default_factory=lambda: settings.get().batch_video_fps)  # video frames sampled per second (0: every frame)
+    batch_size: int = field(default_factory=lambda: settings.get().batch_size)  # files per batch: one classifier pass, one committed flush
 
     def make_pipeline(self) -> Any:
         from core.pipeline import EmotionPipeline
@@ -141,7 +141,7 @@ def item_payload(item: BatchItem) -> bytes | ImageRejected:
     if item.data is not None:
         return item.data
     if item.path is not None:
-        limit = settings.VIDEO_MAX_UPLOAD_BYTES if item.is_video else settings.MAX_UPLOAD_BYTES
+        limit = settings.get().video_max_upload_bytes if item.is_video else settings.get().max_upload_bytes
         return read_file(item.path, limit)
     return UnreadableFile("No data for this file.")
 
@@ -157,7 +157,7 @@ def sample_video_frames(data: bytes, fps: float) -> Iterator[tuple[int, float, n
     video, info = open_video(data)
     rate = info.fps or 25.0
     step = 1.0 if fps <= 0 or fps >= rate else rate / fps
-    max_frames = int(settings.VIDEO_MAX_SECONDS * rate)
+    max_frames = int(settings.get().video_max_seconds * rate)
     index, next_pick, found = 0, 0.0, 0
     try:
         while index < max_frames and video.cap.grab():
@@ -203,7 +203,7 @@ class _CropQueue:
     def add(self, work: _FileWork, frame: _Frame, crop: np.ndarray) -> None:
         self.crops.append(crop)
         self.owners.append((work, frame))
-        if len(self.crops) >= settings.BATCH_MAX_PENDING_CROPS:
+        if len(self.crops) >= settings.get().batch_max_pending_crops:
             self.flush()
 
     def flush(self) -> None:

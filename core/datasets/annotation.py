@@ -179,7 +179,7 @@ class AnnotationSession:
         for name in renamed:
             renamed[name] = self._add_file(name, labelled.images[name], images[name])
         crop = classifier.crop if classifier is not None else \
-            (lambda image, box: crop_face(image, box, settings.FACE_CROP_MARGIN))
+            (lambda image, box: crop_face(image, box, settings.get().face_crop_margin))
         rows = [f for f in labelled.faces if f.file in renamed]
         crops = [images[f.file] if f.box is None else crop(images[f.file], f.box) for f in rows]
         preds = [(f.predicted, f.confidence) for f in rows]

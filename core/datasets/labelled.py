@@ -216,12 +216,12 @@ def _zip_members(data: bytes, label: str) -> dict[str, bytes]:
         for info in zf.infolist():
             if PurePosixPath(info.filename).name.lower() != LABELS_FILE or _ignored(info.filename):
                 continue
-            if info.file_size > settings.LABELS_CSV_MAX_BYTES or info.flag_bits & 0x1:
+            if info.file_size > settings.get().labels_csv_max_bytes or info.flag_bits & 0x1:
                 raise LabelledSetError(f"'{info.filename}' is larger than "
-                                       f"{settings.LABELS_CSV_MAX_BYTES // 2**20} MB or encrypted.")
+                                       f"{settings.get().labels_csv_max_bytes // 2**20} MB or encrypted.")
             try:
                 with zf.open(info) as fh:
-                    out[info.filename] = fh.read(settings.LABELS_CSV_MAX_BYTES + 1)[:info.file_size]
+                    out[info.filename] = fh.read(settings.get().labels_csv_max_bytes + 1)[:info.file_size]
             except Exception as exc:  # damaged deflate stream / CRC mismatch in untrusted bytes
                 raise LabelledSetError(f"'{info.filename}' is damaged inside the zip.") from exc
     return out

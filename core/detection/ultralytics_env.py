@@ -20,7 +20,7 @@ _FONT_NAMES = ("Arial.ttf", "Arial.Unicode.ttf")
 
 def prepare_ultralytics() -> Path:
     """Set YOLO_OFFLINE / YOLO_CONFIG_DIR and place the fonts; returns the config dir. Idempotent."""
-    config_dir = Path(os.environ.get("YOLO_CONFIG_DIR", settings.cache_dir() / "ultralytics"))
+    config_dir = Path(os.environ.get("YOLO_CONFIG_DIR", settings.get().cache_dir / "ultralytics"))
     os.environ["YOLO_CONFIG_DIR"] = str(config_dir)
     os.environ["YOLO_OFFLINE"] = "1"
     font_dir = config_dir / "Ultralytics"

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -35,7 +34,7 @@ BACKENDS = ("auto", "onnxruntime", "torch")
 
 def weights_path() -> Path:
     """`EMOLENS_FACE_YOLO` (e.g. a checkpoint under runs/ while training) or `weights/face_yolo.pt`."""
-    return Path(os.environ.get("EMOLENS_FACE_YOLO", settings.weights_dir() / "face_yolo.pt"))
+    return settings.get().face_yolo
 
 
 def is_available() -> bool:
@@ -46,7 +45,7 @@ def model_card(path: Path | None = None) -> dict[str, Any]:
     """The JSON card beside the shipped weights ({} when absent or unreadable)."""
     card = (path or weights_path()).with_suffix(".json")
     if not card.is_file():  # a checkpoint under runs/ has no card: use the shipped one for imgsz/threshold
-        card = settings.weights_dir() / "face_yolo.json"
+        card = settings.get().weights_dir / "face_yolo.json"
     try:
         return json.loads(card.read_text())
     except (OSError, json.JSONDecodeError):
@@ -60,13 +59,13 @@ def card_threshold() -> float:
 
 def input_size(path: Path | None = None) -> int:
     """`EMOLENS_YOLO_IMGSZ` (for input-size studies: `evaluate_detector --yolo-imgsz`), else the card's."""
-    override = os.environ.get("EMOLENS_YOLO_IMGSZ", "").strip()
-    return int(override) if override else int(model_card(path).get("imgsz", DEFAULT_IMGSZ))
+    override = settings.get().yolo_imgsz
+    return override if override else int(model_card(path).get("imgsz", DEFAULT_IMGSZ))
 
 
 def resolve_backend(requested: str | None = None) -> str:
     """`requested`, else `EMOLENS_YOLO_BACKEND`, else "auto"; "auto" is ONNX Runtime where installed."""
-    name = (requested or os.environ.get("EMOLENS_YOLO_BACKEND") or "auto").strip().lower()
+    name = (requested or settings.get().yolo_backend).strip().lower()
     if name not in BACKENDS:
         raise ValueError(f"Unknown YOLO backend {name!r}; choose one of {', '.join(BACKENDS)}.")
     if name == "auto":

@@ -27,7 +27,7 @@ class ModelCard:
     classes: list[str]
     temperature: float = 1.0
     tta_flip: bool = False
-    crop_margin: float = settings.FACE_CROP_MARGIN
+    crop_margin: float = field(default_factory=lambda: settings.get().face_crop_margin)
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     members: list[str] = field(default_factory=list)  # an ensemble: names of the member models' cards
@@ -42,7 +42,7 @@ class ModelCard:
             mean=list(raw["mean"]), std=list(raw["std"]), classes=list(raw["classes"]),
             temperature=float(raw.get("temperature", 1.0)),
             tta_flip=bool(raw.get("inference", {}).get("tta_flip", False)),
-            crop_margin=float(raw.get("crop", {}).get("margin", settings.FACE_CROP_MARGIN)),
+            crop_margin=float(raw.get("crop", {}).get("margin", settings.get().face_crop_margin)),
             model_kwargs=dict(raw.get("model_kwargs", {})), metrics=dict(raw.get("metrics", {})),
             members=list(raw.get("members", [])), raw=raw,
         )
@@ -57,7 +57,7 @@ def weight_files(card: ModelCard, root: Path) -> list[Path]:
 
 def list_models(weights_dir: Path | None = None) -> list[str]:
     """Names of the emotion models shipped in the weights folder (those with a card and weights)."""
-    root = weights_dir or settings.weights_dir()
+    root = weights_dir or settings.get().weights_dir
     names = []
     for card_path in sorted(root.glob("*.json")):
         try:
@@ -77,7 +77,7 @@ def list_models(weights_dir: Path | None = None) -> list[str]:
 
 def model_label(name: str, weights_dir: Path | None = None) -> str:
     """A model's name with its measured test accuracy, for pickers: users choose on evidence."""
-    root = weights_dir or settings.weights_dir()
+    root = weights_dir or settings.get().weights_dir
     try:
         card = ModelCard.load(root / f"{name}.json")
     except (OSError, KeyError, ValueError):

@@ -51,8 +51,8 @@ class EmotionClassifier:
     @classmethod
     def load(cls, name: str | None = None, weights_dir: Path | None = None) -> "EmotionClassifier":
         """Load a shipped model by name (default: the app's default model) from `weights/`."""
-        root = weights_dir or settings.weights_dir()
-        name = name or settings.DEFAULT_EMOTION_MODEL
+        root = weights_dir or settings.get().weights_dir
+        name = name or settings.get().emotion_model
         card_path = root / f"{name}.json"
         if not card_path.exists():
             raise FileNotFoundError(f"No model card {card_path}; shipped models: {list_models(root)}")

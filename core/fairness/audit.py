@@ -96,7 +96,7 @@ class LabelledSet:
             numeric = pd.to_numeric(pd.Series(sorted(known)), errors="coerce").notna().all()
             if numeric and len(known) > 10:
                 continue  # a measurement such as age in years: bin it (age_group) to audit it
-            if 2 <= len(known) <= settings.FAIRNESS_MAX_GROUPS:
+            if 2 <= len(known) <= settings.get().fairness_max_groups:
                 out.append(col)
         return out
 
@@ -186,9 +186,9 @@ def parse_labels(data: bytes, has_file: Callable[[str], str | None], csv_name: s
             continue
         seen[face] = line
         keep.append({**row, "file": key, "emotion": emotion, "line": line})
-    if len(keep) > settings.FAIRNESS_MAX_IMAGES:
+    if len(keep) > settings.get().fairness_max_images:
         raise DatasetError(f"{csv_name} lists {len(keep)} usable images; the limit is "
-                           f"{settings.FAIRNESS_MAX_IMAGES}. Audit a sample or split the set.")
+                           f"{settings.get().fairness_max_images}. Audit a sample or split the set.")
     rows = pd.DataFrame(keep, columns=[*frame.columns, "line"])
     if present_box:
         rows[list(BOX_COLUMNS)] = rows[list(BOX_COLUMNS)].replace("", np.nan).astype(float)
@@ -270,9 +270,9 @@ def open_zip(data: bytes, name: str = "upload.zip", labels_csv: tuple[str, bytes
 
     def reader(member: str) -> bytes:
         info = images[member]
-        if info.file_size > settings.MAX_UPLOAD_BYTES:  # checked before inflating anything (zip bombs)
+        if info.file_size > settings.get().max_upload_bytes:  # checked before inflating anything (zip bombs)
             raise FileTooLarge(f"The image is {info.file_size / 1e6:.1f} MB; the limit is "
-                               f"{settings.MAX_UPLOAD_BYTES / 1e6:.0f} MB per image.")
+                               f"{settings.get().max_upload_bytes / 1e6:.0f} MB per image.")
         return archive.read(info)
 
     return _finish(parse_labels(labels_csv[1], lookup, labels_csv[0]), reader, name, labels_csv[0])
@@ -362,7 +362,7 @@ def classify_image(pipeline: EmotionPipeline, image: np.ndarray, face_mode: str 
         faces = pipeline.analyze(image)
         if faces:
             x1, y1, x2, y2 = faces[0].box
-            if face_mode == "detect" or (x2 - x1) * (y2 - y1) < settings.FACE_CROP_MIN_AREA * w * h:
+            if face_mode == "detect" or (x2 - x1) * (y2 - y1) < settings.get().face_crop_min_area * w * h:
                 return faces[0].probs, "detected"
         elif face_mode == "detect":
             return None, "no face found"

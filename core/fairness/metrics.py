@@ -34,11 +34,11 @@ BASE_METRICS = ("accuracy", "macro_f1")
 class BootstrapConfig:
     """How intervals are computed; recorded in every report so numbers can be reproduced."""
 
-    resamples: int = settings.FAIRNESS_BOOTSTRAP
+    resamples: int = field(default_factory=lambda: settings.get().fairness_bootstrap)
     seed: int = 0
-    level: float = settings.FAIRNESS_CI_LEVEL
-    min_group_size: int = settings.MIN_GROUP_SIZE
-    min_subjects: int = settings.MIN_GROUP_SUBJECTS
+    level: float = field(default_factory=lambda: settings.get().fairness_ci_level)
+    min_group_size: int = field(default_factory=lambda: settings.get().min_group_size)
+    min_subjects: int = field(default_factory=lambda: settings.get().min_group_subjects)
 
 
 @dataclass
@@ -206,8 +206,8 @@ class FairnessAudit:
         b = d.get("bootstrap", {})
         config = BootstrapConfig(resamples=int(b.get("resamples", 0)), seed=int(b.get("seed", 0)),
                                  level=float(b.get("level", 0.95)),
-                                 min_group_size=int(b.get("min_group_size", settings.MIN_GROUP_SIZE)),
-                                 min_subjects=int(b.get("min_subjects", settings.MIN_GROUP_SUBJECTS)))
+                                 min_group_size=int(b.get("min_group_size", settings.get().min_group_size)),
+                                 min_subjects=int(b.get("min_subjects", settings.get().min_group_subjects)))
         attributes = {}
         for key, info in d.get("attributes", {}).items():
             groups = {g: GroupMetrics.from_dict(g, m) for g, m in d["groups"][key].items()}

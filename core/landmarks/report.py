@@ -19,7 +19,7 @@ TOLERANCE = 0.01  # "no real change" in accuracy: within one percentage point
 
 
 def report_path() -> Path:
-    return settings.reports_dir() / REPORT_NAME
+    return settings.get().reports_dir / REPORT_NAME
 
 
 def load_landmark_report(path: Path | None = None) -> dict[str, Any] | None:
@@ -133,7 +133,7 @@ def impact_summary(section: dict[str, Any], accuracy: dict[str, Any] | None = No
         errs = {m: v for m, v in errs.items() if v is not None}
         if errs:
             below = all(v <= tol_eye for v in errs.values())
-            user += (f"; real landmarkers' eye centres are off by " +
+            user += ("; real landmarkers' eye centres are off by " +
                      ", ".join(f"{v:.3f} ({m})" for m, v in errs.items()) + f" of the eye distance on {accuracy_label}, "
                      + ("within" if below else "more than") + f" the {tol_eye:.3f} of added eye-centre error the "
                      "accuracy is shown to tolerate")

@@ -52,15 +52,15 @@ class StageTimings:
 class LiveConfig:
     """Speed/stability knobs of the live pipeline (defaults from core.settings)."""
 
-    detect_every: int = settings.LIVE_DETECT_EVERY
-    detect_max_side: int = settings.LIVE_DETECT_MAX_SIDE  # 0: detect at full size
-    classify_every: int = settings.LIVE_CLASSIFY_EVERY    # re-classify tracked faces every n frames
-    smoothing_s: float = settings.LIVE_SMOOTHING_S        # EMA time constant; 0: no smoothing
-    iou_match: float = settings.LIVE_TRACK_IOU
-    max_misses: int = settings.LIVE_TRACK_MAX_MISSES
+    detect_every: int = field(default_factory=lambda: settings.get().live_detect_every)
+    detect_max_side: int = field(default_factory=lambda: settings.get().live_detect_max_side)  # 0: detect at full size
+    classify_every: int = field(default_factory=lambda: settings.get().live_classify_every)    # re-classify tracked faces every n frames
+    smoothing_s: float = field(default_factory=lambda: settings.get().live_smoothing_s)        # EMA time constant; 0: no smoothing
+    iou_match: float = field(default_factory=lambda: settings.get().live_track_iou)
+    max_misses: int = field(default_factory=lambda: settings.get().live_track_max_misses)
     landmarks: bool = False                               # draw landmarks (detector keypoints or landmarker)
     readout: bool = True                                  # FPS/latency text in the frame corner
-    history_s: float = settings.LIVE_HISTORY_S
+    history_s: float = field(default_factory=lambda: settings.get().live_history_s)
 
 
 @dataclass
@@ -127,9 +127,10 @@ class IoUTracker:
     """Keeps face identities across detector rounds: optimal IoU matching, new tracks for new faces,
     and a track ends after `max_misses` rounds without a detection."""
 
-    def __init__(self, iou_match: float = settings.LIVE_TRACK_IOU,
-                 max_misses: int = settings.LIVE_TRACK_MAX_MISSES) -> None:
-        self.iou_match, self.max_misses = iou_match, max_misses
+    def __init__(self, iou_match: float | None = None, max_misses: int | None = None) -> None:
+        config = settings.get()
+        self.iou_match = config.live_track_iou if iou_match is None else iou_match
+        self.max_misses = config.live_track_max_misses if max_misses is None else max_misses
         self.tracks: list[_Track] = []
         self._next_id = 1
 
@@ -203,8 +204,8 @@ class LiveAnalyzer:
         self._since_detect = 0
         self._index = 0
         self._frames = self._dropped = 0
-        self._done: deque[float] = deque(maxlen=settings.LIVE_STATS_WINDOW)
-        self._timings: deque[StageTimings] = deque(maxlen=settings.LIVE_STATS_WINDOW)
+        self._done: deque[float] = deque(maxlen=settings.get().live_stats_window)
+        self._timings: deque[StageTimings] = deque(maxlen=settings.get().live_stats_window)
         self._history: deque[tuple[float, tuple[str, ...]]] = deque()
         self._faces: list[LiveFace] = []
         self.last_frame: LiveFrame | None = None  # the latest recorded frame's results (no pixels)

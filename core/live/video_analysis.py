@@ -53,7 +53,7 @@ def analyze_video(data: bytes, analyzer: LiveAnalyzer, name: str = "video", stri
     stride = max(1, int(stride))
     fps = info.fps or 25.0
     notes = [] if info.fps else ["The video does not state its frame rate; 25 fps was assumed for times."]
-    max_frames = int(settings.VIDEO_MAX_SECONDS * fps)
+    max_frames = int(settings.get().video_max_seconds * fps)
     total = min(info.frames, max_frames) if info.frames else max_frames
     every = max(1, total // 50)
     frames: list[LiveFrame] = []
@@ -77,7 +77,7 @@ def analyze_video(data: bytes, analyzer: LiveAnalyzer, name: str = "video", stri
                 progress(min(1.0, index / total), f"Frame {index} of {total if info.frames else '?'}")
         else:
             if cap.grab():
-                notes.append(f"Only the first {settings.VIDEO_MAX_SECONDS:.0f} s were analysed (the limit).")
+                notes.append(f"Only the first {settings.get().video_max_seconds:.0f} s were analysed (the limit).")
     finally:
         video.release()
     if not frames:

@@ -60,9 +60,9 @@ def open_video(data: bytes) -> tuple[MemoryVideo, VideoInfo]:
     Raises VideoRejected with a plain message."""
     if not data:
         raise VideoRejected("The file is empty.", code="empty")
-    if len(data) > settings.VIDEO_MAX_UPLOAD_BYTES:
+    if len(data) > settings.get().video_max_upload_bytes:
         raise VideoRejected(f"The video is {len(data) / 2**20:.1f} MB; the limit is "
-                            f"{settings.VIDEO_MAX_UPLOAD_BYTES / 2**20:.0f} MB.", code="too_large")
+                            f"{settings.get().video_max_upload_bytes / 2**20:.0f} MB.", code="too_large")
     video = MemoryVideo(data)
     cap = video.cap
     if not cap.isOpened():
@@ -77,12 +77,12 @@ def open_video(data: bytes) -> tuple[MemoryVideo, VideoInfo]:
     problem = None
     if w <= 0 or h <= 0:
         problem = VideoRejected("The video has no readable picture track.", code="unreadable")
-    elif w * h > settings.VIDEO_MAX_MEGAPIXELS * 1e6:
+    elif w * h > settings.get().video_max_megapixels * 1e6:
         problem = VideoRejected(f"The video is {w}×{h}; the limit is "
-                                f"{settings.VIDEO_MAX_MEGAPIXELS:g} megapixels per frame.", code="too_many_pixels")
-    elif info.duration_s > settings.VIDEO_MAX_SECONDS:
+                                f"{settings.get().video_max_megapixels:g} megapixels per frame.", code="too_many_pixels")
+    elif info.duration_s > settings.get().video_max_seconds:
         problem = VideoRejected(f"The video lasts {info.duration_s:.0f} s; the limit is "
-                                f"{settings.VIDEO_MAX_SECONDS:.0f} s. Trim it and upload again.", code="too_long")
+                                f"{settings.get().video_max_seconds:.0f} s. Trim it and upload again.", code="too_long")
     if problem:
         video.release()
         raise problem

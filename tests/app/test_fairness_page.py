@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from streamlit.testing.v1 import AppTest
 
+from core import settings
 from core.emotion.vocabulary import EMOTIONS
 from core.fairness.metrics import audit_frame
 from tests.app.test_pages import all_text
@@ -39,6 +40,7 @@ def make_report(path) -> dict:
 
 def page(monkeypatch, reports) -> AppTest:
     monkeypatch.setenv("EMOLENS_REPORTS_DIR", str(reports))
+    settings.reload()
     return AppTest.from_file(str(ROOT / PAGE), default_timeout=180)
 
 

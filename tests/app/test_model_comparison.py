@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 from streamlit.testing.v1 import AppTest
 
@@ -17,7 +16,7 @@ def test_renders_from_shipped_reports():
     at = AppTest.from_file(PAGE, default_timeout=120).run()
     assert not at.exception
     assert any(c.value for c in at.caption)
-    shipped = list((settings.weights_dir() / "reports").glob("classifier_*.json"))
+    shipped = list((settings.get().weights_dir / "reports").glob("classifier_*.json"))
     assert shipped, "the shipped model's classifier report is missing"
     assert len(at.get("plotly_chart")) >= 3  # confusion, per-class F1, reliability
 
@@ -36,6 +35,7 @@ def test_numbers_come_from_the_report(tmp_path, monkeypatch):
     }
     (weights / "reports" / "classifier_toy.json").write_text(json.dumps(report))
     monkeypatch.setenv("EMOLENS_WEIGHTS_DIR", str(weights))
+    settings.reload()
     at = AppTest.from_file(PAGE, default_timeout=120).run()
     assert not at.exception
     summary = at.dataframe[0].value

@@ -50,7 +50,7 @@ def test_oversized_body_gets_a_json_413_over_a_real_socket(server):
     conn = http.client.HTTPConnection(urlparse(url).hostname, urlparse(url).port, timeout=30)
     conn.putrequest("POST", "/v1/predict")
     conn.putheader("Content-Type", "multipart/form-data; boundary=b")
-    conn.putheader("Content-Length", str(settings.API_MAX_REQUEST_BYTES + 1))
+    conn.putheader("Content-Length", str(settings.get().api_max_request_bytes + 1))
     conn.endheaders()
     conn.send(b"--b\r\n")  # the server must answer from the headers, without reading 32 MB
     resp = conn.getresponse()

@@ -20,7 +20,7 @@ REPORT = ROOT / "weights" / "reports" / "fairness.json"
 
 @pytest.fixture(scope="module")
 def fairness_dir():
-    path = settings.data_dir() / "fairness"
+    path = settings.get().data_dir / "fairness"
     if not (path / "labels.csv").exists():
         require("EMOLENS_REQUIRE_DATA", f"the fairness set is not at {path}")
     return path

@@ -15,7 +15,7 @@ METRICS = {"precision", "recall", "f1", "ap50", "ap50_95", "ms_per_image", "thre
 
 @pytest.fixture(scope="module")
 def faces_dir():
-    path = settings.data_dir() / "faces"
+    path = settings.get().data_dir / "faces"
     if not (path / "images" / "val").is_dir():
         require("EMOLENS_REQUIRE_DATA", f"the face-detection data is not at {path}")
     return path

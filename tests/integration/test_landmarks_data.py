@@ -17,7 +17,7 @@ ASTRONAUT_FACE = (170, 60, 280, 185)  # measured by hand, as in test_real_faces.
 
 @pytest.fixture(scope="module")
 def landmark_dir():
-    root = settings.data_dir() / "landmarks"
+    root = settings.get().data_dir / "landmarks"
     if not (root / "landmarks.json").exists():
         require("EMOLENS_REQUIRE_DATA", f"landmark ground truth not found at {root}")
     return root
@@ -79,7 +79,7 @@ def test_evaluation_cli_contract(landmark_dir, tmp_path):
 def test_emotion_study_runs_end_to_end(fer_npz, shipped_weights, tmp_path):
     from training.landmark_emotion_study import main
 
-    fairness = settings.data_dir() / "fairness"
+    fairness = settings.get().data_dir / "fairness"
     if not (fairness / "labels.csv").exists():
         require("EMOLENS_REQUIRE_DATA", f"fairness set not found at {fairness}")
     out = tmp_path / "landmarks.json"

@@ -28,7 +28,7 @@ from core.emotion.vocabulary import EMOTIONS
 from tests.conftest import encode
 
 
-def make_tiny_weights(root: Path, name: str = settings.DEFAULT_EMOTION_MODEL) -> Path:
+def make_tiny_weights(root: Path, name: str = settings.get().emotion_model) -> Path:
     """A random emolens_vgg_s with a valid model card, saved under the default model's name."""
     root.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
@@ -46,6 +46,7 @@ def tiny_weights(tmp_path_factory):
     root = make_tiny_weights(tmp_path_factory.mktemp("weights"))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("EMOLENS_WEIGHTS_DIR", str(root))
+        settings.reload()
         yield root
 
 
@@ -106,6 +107,7 @@ def test_healthz(client, spec):
 
 def test_healthz_without_a_model_is_503(client, tmp_path, monkeypatch):
     monkeypatch.setenv("EMOLENS_WEIGHTS_DIR", str(tmp_path))
+    settings.reload()
     resp = client.get("/healthz")
     assert resp.status_code == 503 and resp.get_json()["status"] == "unavailable"
 
@@ -115,10 +117,10 @@ def test_models_lists_cards_detectors_and_limits(client, spec):
 
     body = client.get("/v1/models").get_json()
     check_schema(spec, "Models", body)
-    assert [m["name"] for m in body["models"]] == [settings.DEFAULT_EMOTION_MODEL]
+    assert [m["name"] for m in body["models"]] == [settings.get().emotion_model]
     assert body["models"][0]["classes"] == list(EMOTIONS)
     assert [d["name"] for d in body["detectors"]] == available_detectors()
-    assert body["limits"]["max_batch_images"] == settings.API_MAX_BATCH_FILES
+    assert body["limits"]["max_batch_images"] == settings.get().api_max_batch_files
 
 
 def test_openapi_documents_every_route(client, api):
@@ -207,7 +209,7 @@ def test_image_errors(client, face_png, spec, data, status, code):
 
 
 def test_file_over_the_per_image_limit_is_413(client, face_png, spec, monkeypatch):
-    monkeypatch.setattr(settings, "MAX_UPLOAD_BYTES", len(face_png) - 1)
+    settings.configure(max_upload_bytes=len(face_png) - 1)
     assert_error(post_image(client, face_png), 413, "file_too_large", spec)
 
 
@@ -280,6 +282,7 @@ def test_analysis_failure_on_one_image_is_500_single_and_an_entry_in_a_batch(cli
 
 def test_missing_model_is_503(client, spec, tmp_path, monkeypatch, face_png):
     monkeypatch.setenv("EMOLENS_WEIGHTS_DIR", str(tmp_path))
+    settings.reload()
     body = assert_error(post_image(client, face_png), 503, "model_unavailable", spec)
     assert str(tmp_path) not in body["message"]  # server paths stay in the server log
 
@@ -288,7 +291,7 @@ def test_missing_model_is_503(client, spec, tmp_path, monkeypatch, face_png):
 
 def test_oversized_body_is_413_before_it_is_parsed(client, api, spec):
     limit = api.app.config["MAX_CONTENT_LENGTH"]
-    assert limit == settings.API_MAX_REQUEST_BYTES
+    assert limit == settings.get().api_max_request_bytes
     resp = post_image(client, b"\0" * (limit + 1))
     assert_error(resp, 413, "request_too_large", spec)
 
@@ -304,7 +307,7 @@ def test_oversized_body_without_content_length_is_413(client, api, spec, monkeyp
 
 
 def test_too_many_images_in_a_batch_is_413(client, face_png, spec, monkeypatch):
-    monkeypatch.setattr(settings, "API_MAX_BATCH_FILES", 3)
+    settings.configure(api_max_batch_files=3)
     files = [(io.BytesIO(face_png), f"{i}.png") for i in range(4)]
     assert_error(client.post("/v1/predict/batch", data={"images": files}), 413, "too_many_files", spec)
     buf = io.BytesIO()
@@ -324,7 +327,7 @@ def _zip(entries: dict[str, bytes], compression=zipfile.ZIP_DEFLATED) -> bytes:
 
 
 @pytest.mark.parametrize("archive, status, code", [
-    (lambda: _zip({"bomb.png": b"\0" * (settings.MAX_UPLOAD_BYTES * 3)}), 413, "zip_bomb"),
+    (lambda: _zip({"bomb.png": b"\0" * (settings.get().max_upload_bytes * 3)}), 413, "zip_bomb"),
     (lambda: _zip({"../../etc/evil.png": b"x"}), 422, "unsafe_path"),
     (lambda: _zip({"a.png": b"x"})[:30], 422, "corrupt_archive"),
 ])
@@ -425,14 +428,14 @@ def test_concurrent_requests_share_one_model_and_agree(client, api, face_png, mo
 
 
 def test_pipeline_cache_is_bounded(client, api, face_png, monkeypatch):
-    monkeypatch.setattr(settings, "API_MAX_CACHED_PIPELINES", 3)
+    settings.configure(api_max_cached_pipelines=3)
     for t in ("0.1", "0.2", "0.3", "0.4", "0.5", "0.55"):
         assert post_image(client, face_png, detector="haar", threshold=t).status_code == 200
     assert list(api._pipelines) == [("haar", 0.4), ("haar", 0.5), ("haar", 0.55)]
 
 
 def test_workers_use_the_configured_torch_threads(client, face_png, monkeypatch):
-    monkeypatch.setattr(settings, "API_TORCH_THREADS", 1)
+    settings.configure(api_torch_threads=1)
     before = torch.get_num_threads()
     try:
         assert post_image(client, face_png, detector="haar").status_code == 200

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core import settings
 from core.analysis import results_table
 from core.archive import (ArchiveLimits, CorruptArchive, MemberUnreadable, NotAZip, SafeZip, TooManyFiles,
                           UnsafePath, ZipBomb, is_image_name, iter_zip_images)
@@ -279,7 +280,7 @@ def test_bad_sources(tmp_path):
 def test_oversized_file_is_a_row_not_a_stop(photos, tmp_path, pipeline, monkeypatch):
     from core import settings
 
-    monkeypatch.setattr(settings, "MAX_UPLOAD_BYTES", 5000)
+    settings.configure(max_upload_bytes=5000)
     run_batch(photos, tmp_path / "r.csv", engine=LocalEngine(pipeline), progress=False)
     codes = {r["file"]: r["error_code"] for r in read_csv(tmp_path / "r.csv")}
     assert codes["a.png"] == "file_too_large"
@@ -315,6 +316,7 @@ def test_process_item_never_raises(pipeline, tmp_path):
 @pytest.fixture()
 def tiny_default_model(tmp_path, monkeypatch):
     monkeypatch.setenv("EMOLENS_WEIGHTS_DIR", str(make_tiny_weights(tmp_path / "w")))
+    settings.reload()
 
 
 def test_cli_batch_end_to_end_with_progress_and_resume(photos, tmp_path, tiny_default_model, capsys):

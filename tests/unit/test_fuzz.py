@@ -23,7 +23,7 @@ from tests.conftest import encode
 
 # Hypothesis caches things on disk (no example database here, but a constants cache): keep it in the
 # ignored project cache, not as a stray .hypothesis/ in the repository root.
-set_hypothesis_home_dir(emolens_settings.cache_dir() / "hypothesis")
+set_hypothesis_home_dir(emolens_settings.get().cache_dir / "hypothesis")
 _BASE = settings(deadline=None, database=None, print_blob=True,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                         HealthCheck.data_too_large])

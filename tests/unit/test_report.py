@@ -15,10 +15,11 @@ def test_committed_report_and_slides_match_the_reports():
 
 def test_check_fails_when_a_report_changes(tmp_path, monkeypatch):
     weights = tmp_path / "weights"
-    shutil.copytree(settings.weights_dir(), weights, ignore=shutil.ignore_patterns("*.safetensors", "*.pt"))
+    shutil.copytree(settings.get().weights_dir, weights, ignore=shutil.ignore_patterns("*.safetensors", "*.pt"))
     docs = tmp_path / "docs"
     shutil.copytree(settings.PROJECT_ROOT / "docs", docs)
     monkeypatch.setenv("EMOLENS_WEIGHTS_DIR", str(weights))
+    settings.reload()
     args = ["--report", str(docs / "REPORT.md"), "--slides", str(docs / "slides.pptx")]
     assert make_report(args + ["--check"]) == 0
     path = weights / "reports" / "classifier_emotion_vgg_s_PrivateTest.json"
