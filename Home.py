@@ -5,9 +5,11 @@ import streamlit as st
 
 import core  # noqa: F401  (switches off third-party network reach-outs before anything else loads)
 from core import settings
+from ui.guards import require_settings
 from ui.resources import model_card
 
 st.set_page_config(page_title="EmoLens", page_icon="🙂", layout="wide")
+require_settings()
 
 st.title("EmoLens — facial emotion analysis, offline")
 st.markdown(
@@ -19,8 +21,9 @@ st.markdown(
 st.subheader("How to use it")
 st.markdown(
     "1. Open **Upload and Predict** in the sidebar and drop one or more photos (JPEG, PNG, WebP, BMP or TIFF, "
-    "up to 10 MB and 40 megapixels each). Pick a face detector and its threshold if the defaults miss faces "
-    "or find false ones; download the results as CSV or JSON and the annotated image as PNG.\n"
+    f"up to {settings.get().max_upload_bytes // 2**20} MB and {settings.get().max_megapixels:.0f} megapixels "
+    "each). Pick a face detector and its threshold if the defaults miss faces or find false ones; download the "
+    "results as CSV or JSON and the annotated image as PNG.\n"
     "2. **Annotate**: the model pre-labels every face, you confirm or correct it (least confident first), "
     "export the labelled set, and fine-tune a model on it.\n"
     "3. **Model Comparison**: confusion matrices, per-class metrics, calibration, the architecture and "

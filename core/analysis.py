@@ -12,7 +12,7 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from core.emotion.vocabulary import EMOTIONS
+from core.batch.schema import FACE_COLUMNS
 from core.pipeline import EmotionPipeline, FaceResult
 from core.validation import ImageRejected, validate_image_bytes
 
@@ -52,25 +52,30 @@ def analyze_bytes(pipeline: EmotionPipeline, name: str, data: bytes, landmarks: 
     return ImageAnalysis(file=name, faces=faces, image=valid.image, notes=valid.notes)
 
 
+NO_FACE_MESSAGE = "no face found"  # the error text of a file analysed without finding a face
+
+
+def face_rows(analysis: ImageAnalysis) -> list[dict[str, Any]]:
+    """One row per face (box, scores, every probability), or a single row with `error` for a failed or
+    faceless file; keys are `FACE_COLUMNS`'s (absent ones are blank). Batch rows add to these rows."""
+    if not analysis.ok or not analysis.faces:
+        return [{"file": analysis.file, "face": None,
+                 "error": analysis.error if not analysis.ok else NO_FACE_MESSAGE}]
+    rows: list[dict[str, Any]] = []
+    for i, f in enumerate(analysis.faces, start=1):
+        x1, y1, x2, y2 = (round(float(v), 1) for v in f.box)
+        row: dict[str, Any] = {"file": analysis.file, "face": i, "x1": x1, "y1": y1, "x2": x2, "y2": y2,
+                               "score": round(f.score, 4), "emotion": f.label, "confidence": round(f.confidence, 4)}
+        row.update({f"p_{c}": round(p, 4) for c, p in f.probs_dict.items()})
+        row["error"] = None
+        rows.append(row)
+    return rows
+
+
 def results_table(analyses: Iterable[ImageAnalysis]) -> pd.DataFrame:
     """One row per face (or per failed / faceless file), with every probability as a column."""
-    rows: list[dict[str, Any]] = []
-    for a in analyses:
-        if not a.ok or not a.faces:
-            rows.append({"file": a.file, "face": None,
-                         "error": a.error if not a.ok else "no face found"})
-            continue
-        for i, f in enumerate(a.faces, start=1):
-            x1, y1, x2, y2 = (round(float(v), 1) for v in f.box)
-            row: dict[str, Any] = {"file": a.file, "face": i, "x1": x1, "y1": y1, "x2": x2, "y2": y2,
-                                   "score": round(f.score, 4), "emotion": f.label,
-                                   "confidence": round(f.confidence, 4)}
-            row.update({f"p_{c}": round(p, 4) for c, p in f.probs_dict.items()})
-            row["error"] = None
-            rows.append(row)
-    columns = ["file", "face", "x1", "y1", "x2", "y2", "score", "emotion", "confidence",
-               *[f"p_{c}" for c in EMOTIONS], "error"]
-    return pd.DataFrame(rows).reindex(columns=columns)
+    rows = [row for a in analyses for row in face_rows(a)]
+    return pd.DataFrame(rows).reindex(columns=list(FACE_COLUMNS))
 
 
 def table_to_csv(table: pd.DataFrame) -> bytes:

@@ -22,6 +22,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 from flask import Flask, Request, Response, g, jsonify, request
+from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 import core  # noqa: F401  (offline switches before any third-party import)
@@ -32,7 +33,7 @@ from core.batch.engine import analyze_payload
 from core.emotion.classifier import EmotionClassifier
 from core.emotion.card import ModelCard, list_models
 from core.errors import UserFacingError
-from core.detection import available_detectors, default_threshold, detector_description, make_detector
+from core.detection import FaceDetector, available_detectors, default_threshold, detector_description, make_detector
 from core.openapi import ERROR_STATUS, build_spec
 from core.pipeline import EmotionPipeline, FaceResult
 
@@ -60,19 +61,17 @@ class InMemoryRequest(Request):
 
 # ---- models: loaded once per process, shared by every thread ----------------------------------------
 
-class _ServedPipeline:
-    """A pipeline plus a lock: native detector state (MediaPipe graphs, OpenCV cascades) is not re-entrant."""
+class _ServedPipeline(EmotionPipeline):
+    """The pipeline with a lock around `analyze`: native detector state (MediaPipe graphs, OpenCV cascades)
+    is not re-entrant, and the server's threads share one pipeline per (detector, threshold)."""
 
-    def __init__(self, pipeline: EmotionPipeline) -> None:
-        self.pipeline = pipeline
+    def __init__(self, detector: FaceDetector, classifier: EmotionClassifier) -> None:
+        super().__init__(detector, classifier)
         self._lock = threading.Lock()
 
-    def analyze(self, image: np.ndarray, **options: Any) -> list[FaceResult]:
+    def analyze(self, image: np.ndarray, landmarks: bool = False, align: bool = False) -> list[FaceResult]:
         with self._lock:
-            return self.pipeline.analyze(image, **options)
-
-    def __getattr__(self, name: str) -> Any:  # detector, classifier, ... read through to the pipeline
-        return getattr(self.pipeline, name)
+            return super().analyze(image, landmarks=landmarks, align=align)
 
 
 _models_lock = threading.Lock()
@@ -101,7 +100,7 @@ def get_pipeline(detector: str, threshold: float) -> _ServedPipeline:
             except FileNotFoundError as exc:
                 log.error("emotion model unavailable: %s", exc)
                 raise ApiError("model_unavailable", "No emotion model is installed on this server.") from exc
-        served = _ServedPipeline(EmotionPipeline(make_detector(detector, threshold), _classifier))
+        served = _ServedPipeline(make_detector(detector, threshold), _classifier)
         _pipelines[key] = served
         while len(_pipelines) > max(1, settings.get().api_max_cached_pipelines):
             _pipelines.popitem(last=False)
@@ -145,7 +144,7 @@ def _name(filename: str | None, default: str) -> str:
     return (filename or default)[:MAX_NAME_CHARS]
 
 
-def _uploads(*fields: str) -> list[Any]:
+def _uploads(*fields: str) -> list[FileStorage]:
     files = [f for field in fields for f in request.files.getlist(field)]
     if not files:
         raise ApiError("missing_image", f"No image was sent. Attach it as the multipart file field "

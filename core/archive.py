@@ -1,4 +1,4 @@
-"""Safe reading of zip archives of images, entirely in memory (nothing is extracted to disk).
+"""Safe reading (and the one writer) of zip archives, entirely in memory (nothing is extracted to disk).
 
 The batch CLI, the API and the pages accept a zip of photos. A zip from a stranger can be a bomb
 (a few KB that claim to unpack to terabytes), hold `../` or absolute names meant to escape a folder,
@@ -6,7 +6,9 @@ or hold millions of entries. Every such check happens on the central directory, 
 member is decompressed, and each one is a typed `ArchiveError` with a stable `code` and a plain
 `message` (like `core.validation.ImageRejected`). A member that alone cannot be used (too large,
 encrypted, damaged) does not sink the archive: it comes back as an `ImageRejected` in its slot, so
-the other images are still analysed and the bad one is reported by name.
+the other images are still analysed and the bad one is reported by name. A small non-image member (a
+labelled set's labels.csv) is read only through `SafeZip.read_member`, with a byte cap; every zip EmoLens
+writes goes through `write_zip`.
 """
 from __future__ import annotations
 
@@ -15,11 +17,11 @@ import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterable, Iterator
 
 from core import settings
 from core.errors import UserFacingError
-from core.validation import FileTooLarge, ImageRejected
+from core.validation import ImageRejected, file_too_large
 
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # local file header; end of central directory (empty zip)
 
@@ -101,8 +103,9 @@ def is_zip_file(path: str | Path) -> bool:
 
 
 def _unsafe_name(name: str) -> bool:
-    """Absolute, drive-letter, NUL or `..` names: harmless to us (we never extract), hostile in intent."""
-    if "\x00" in name:
+    """Empty, absolute, drive-letter, NUL or `..` names: harmless to us (we never extract), hostile in intent
+    (an empty name is also one no real zip tool writes)."""
+    if not name or "\x00" in name:
         return True
     posix = name.replace("\\", "/")
     if posix.startswith("/") or (len(posix) > 1 and posix[1] == ":" and posix[0].isalpha()):
@@ -111,7 +114,7 @@ def _unsafe_name(name: str) -> bool:
 
 
 def _mb(n: float) -> str:
-    return f"{n / 1e6:.1f} MB" if n < 1e9 else f"{n / 1e9:.1f} GB"
+    return f"{n / 2**20:.1f} MB" if n < 2**30 else f"{n / 2**30:.1f} GB"
 
 
 class SafeZip:
@@ -149,6 +152,10 @@ class SafeZip:
             raise
         self.names = [m.filename for m in self._members]
         self._by_name = {m.filename: m for m in self._members}
+        # Everything else (a labels.csv, a README): never read unless asked, and then only up to a cap.
+        self._others = {i.filename: i for i in self._zip.infolist()
+                        if not i.is_dir() and i.filename not in self._by_name}
+        self.other_names = list(self._others)
 
     def _check(self) -> list[zipfile.ZipInfo]:
         lim = self.limits
@@ -181,8 +188,23 @@ class SafeZip:
         info = self._by_name[name]
         lim = self.limits
         if info.file_size > lim.max_member_bytes:
-            return FileTooLarge(f"The file is {info.file_size / 1e6:.1f} MB; the limit is "
-                                f"{lim.max_member_bytes / 1e6:.0f} MB per image. Please resize or compress it.")
+            return file_too_large(info.file_size, lim.max_member_bytes)
+        return self._inflate(info)
+
+    def read_member(self, name: str, max_bytes: int) -> bytes:
+        """A small non-image member (a labels.csv), refused before inflating when it declares more than
+        `max_bytes`. Raises `ArchiveError` naming the member: it is the one file the caller needs."""
+        info = self._others[name]
+        if info.file_size > max_bytes:
+            raise ArchiveError(f"'{name}' is {_mb(info.file_size)} unpacked; the limit is {_mb(max_bytes)}.",
+                               code="member_too_large")
+        data = self._inflate(info)
+        if isinstance(data, ImageRejected):
+            raise ArchiveError(f"'{name}': {data.message}", code=data.code)
+        return data
+
+    def _inflate(self, info: zipfile.ZipInfo) -> bytes | ImageRejected:
+        """Decompress one member whose declared size was already accepted, never beyond that size."""
         if info.flag_bits & 0x1:
             return MemberUnreadable("This file is encrypted (password-protected) inside the zip and cannot be read.")
         try:
@@ -214,6 +236,19 @@ class SafeZip:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def write_zip(members: Iterable[tuple[str, bytes]]) -> bytes:
+    """The one way EmoLens writes a zip (exports, downloads), in memory: names that could escape a folder
+    when unpacked are refused (`UnsafePath`); images are stored as they are (already compressed), the
+    rest deflated."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in members:
+            if _unsafe_name(name) or "\\" in name or ":" in name or name.endswith("/"):
+                raise UnsafePath(f"{name!r} cannot be used as a file name inside a zip.")
+            zf.writestr(name, data, compress_type=zipfile.ZIP_STORED if is_image_name(name) else zipfile.ZIP_DEFLATED)
+    return buf.getvalue()
 
 
 def iter_zip_images(source: bytes | str | Path | BinaryIO,

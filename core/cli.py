@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from core import settings
+from core.validation import file_too_large
 from core.detection import available_detectors
 
 
@@ -22,8 +23,7 @@ def _read(path: str) -> bytes | str:
     if p.is_dir():
         return f"{path} is a folder, not an image file."
     if p.stat().st_size > settings.get().max_upload_bytes:
-        return (f"The file is {p.stat().st_size / 1e6:.1f} MB; the limit is "
-                f"{settings.get().max_upload_bytes / 1e6:.0f} MB per image. Please resize or compress it.")
+        return file_too_large(p.stat().st_size, settings.get().max_upload_bytes).message
     try:
         return p.read_bytes()
     except OSError as exc:
@@ -57,7 +57,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from core.batch.engine import BatchConfig, make_engine, run_batch
+    from core.batch.engine import make_engine, run_batch
+    from core.batch.work import BatchConfig
 
     config = BatchConfig(args.detector, args.threshold, args.model, fps=args.fps, batch_size=args.batch_size)
     options = ({"address": args.address, "workers": args.workers} if args.engine == "ray"

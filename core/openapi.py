@@ -44,9 +44,10 @@ ERROR_STATUS: dict[str, int] = {
 }
 
 
-def _error_response(description: str) -> dict[str, Any]:
+def _json_response(description: str, schema: str = "Error") -> dict[str, Any]:
+    """A response whose JSON body is one of the document's schemas (errors by default)."""
     return {"description": description,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
 
 
 def _form(batch: bool) -> dict[str, Any]:
@@ -130,12 +131,12 @@ def build_spec() -> dict[str, Any]:
                                   "limits": {"type": "object"}}},
     }
     common_errors = {
-        "400": _error_response("bad parameters or no image"),
-        "413": _error_response("request, image or batch over a limit"),
-        "415": _error_response("not multipart/form-data, or not a supported image format"),
-        "422": _error_response("the image (or archive) is empty, damaged, too small or too large in pixels"),
-        "500": _error_response("internal error (no details are exposed)"),
-        "503": _error_response("no emotion model is installed"),
+        "400": _json_response("bad parameters or no image"),
+        "413": _json_response("request, image or batch over a limit"),
+        "415": _json_response("not multipart/form-data, or not a supported image format"),
+        "422": _json_response("the image (or archive) is empty, damaged, too small or too large in pixels"),
+        "500": _json_response("internal error (no details are exposed)"),
+        "503": _json_response("no emotion model is installed"),
     }
     return {
         "openapi": "3.1.0",
@@ -146,9 +147,7 @@ def build_spec() -> dict[str, Any]:
             "/v1/predict": {"post": {
                 "summary": "Detect faces in one image and classify each one's emotion",
                 "requestBody": _form(batch=False),
-                "responses": {"200": {"description": "the faces found (possibly none)",
-                                      "content": {"application/json": {"schema": {
-                                          "$ref": "#/components/schemas/ImageResult"}}}},
+                "responses": {"200": _json_response("the faces found (possibly none)", "ImageResult"),
                               **common_errors},
             }},
             "/v1/predict/batch": {"post": {
@@ -156,22 +155,16 @@ def build_spec() -> dict[str, Any]:
                 "description": "Each file gets its own result; a bad image is an entry with `error`, not a "
                                "failed request. A zip is recognised by its content.",
                 "requestBody": _form(batch=True),
-                "responses": {"200": {"description": "one result per image",
-                                      "content": {"application/json": {"schema": {
-                                          "$ref": "#/components/schemas/BatchResult"}}}},
-                              **common_errors},
+                "responses": {"200": _json_response("one result per image", "BatchResult"), **common_errors},
             }},
             "/v1/models": {"get": {
                 "summary": "The installed emotion models (their cards), detectors and limits",
-                "responses": {"200": {"description": "models", "content": {"application/json": {
-                    "schema": {"$ref": "#/components/schemas/Models"}}}}},
+                "responses": {"200": _json_response("models", "Models")},
             }},
             "/healthz": {"get": {
                 "summary": "Liveness and readiness",
-                "responses": {"200": {"description": "ready", "content": {"application/json": {
-                                  "schema": {"$ref": "#/components/schemas/Health"}}}},
-                              "503": {"description": "no emotion model installed", "content": {
-                                  "application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}}},
+                "responses": {"200": _json_response("ready", "Health"),
+                              "503": _json_response("no emotion model installed", "Health")},
             }},
             "/openapi.json": {"get": {"summary": "This document",
                                       "responses": {"200": {"description": "OpenAPI 3.1"}}}},

@@ -7,9 +7,10 @@ from typing import Any
 import numpy as np
 
 from core import settings
+from core.detection import Box, Detection, FaceDetector, make_detector
 from core.emotion.classifier import EmotionClassifier
-from core.detection import Box, FaceDetector, make_detector
 from core.emotion.vocabulary import EMOTIONS
+from core.landmarks.base import Landmarker
 
 
 @dataclass
@@ -70,7 +71,7 @@ class EmotionPipeline:
     """Detector + (optional) landmarker + emotion classifier, joined the one way the product uses."""
 
     def __init__(self, detector: FaceDetector, classifier: EmotionClassifier,
-                 landmarker: Any | None = None) -> None:
+                 landmarker: Landmarker | None = None) -> None:
         self.detector = detector
         self.classifier = classifier
         self.landmarker = landmarker
@@ -93,7 +94,7 @@ class EmotionPipeline:
         points: list[np.ndarray | None] = [None] * len(detections)
         if landmarks or align:
             points = [self._landmarks(image, d) for d in detections]
-        source = getattr(self.landmarker, "name", None)
+        source = self.landmarker.name if self.landmarker is not None else None
         prepared = [face_crop(self.classifier, image, d.box, pt if align else None, source)
                     for d, pt in zip(detections, points)]
         probs = self.classifier.predict([c for c, _ in prepared])
@@ -101,7 +102,7 @@ class EmotionPipeline:
                            landmarks=pt if landmarks else None, aligned=a)
                 for d, p, pt, (_, a) in zip(detections, probs, points, prepared)]
 
-    def _landmarks(self, image: np.ndarray, detection: Any) -> np.ndarray | None:
+    def _landmarks(self, image: np.ndarray, detection: Detection) -> np.ndarray | None:
         if self.landmarker is not None:
             return self.landmarker.landmarks(image, detection.box)
         return detection.keypoints  # the detector's own keypoints (eyes, nose, mouth, ears) if it has them

@@ -164,7 +164,7 @@ class _Reader:
             return default
         try:
             return convert(raw)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, KeyError):
             shown = raw if len(raw) <= 60 else raw[:57] + "..."
             self.problems.append(f"{var}={shown!r} is not valid: it takes {accepts}.")
             return default
@@ -198,21 +198,13 @@ class _Reader:
                           f"a size in megabytes greater than 0 (default {default_mb:g})")
 
     def flag(self, name: str, default: bool) -> bool:
-        def convert(raw: str) -> bool:
-            value = raw.lower()
-            if value in {"1", "true", "yes", "on"}:
-                return True
-            if value in {"0", "false", "no", "off"}:
-                return False
-            raise ValueError(raw)
-        return self.parse(name, default, convert, f"1 or 0 (default {int(default)})")
+        words = {**dict.fromkeys(("1", "true", "yes", "on"), True), **dict.fromkeys(("0", "false", "no", "off"), False)}
+        return self.parse(name, default, lambda raw: words[raw.lower()], f"1 or 0 (default {int(default)})")
 
     def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
-        def convert(raw: str) -> str:
-            if raw.lower() not in choices:
-                raise ValueError(raw)
-            return raw.lower()
-        return self.parse(name, default, convert, f"one of {', '.join(choices)} (default {default})")
+        known = {c: c for c in choices}
+        return self.parse(name, default, lambda raw: known[raw.lower()],
+                          f"one of {', '.join(choices)} (default {default})")
 
     def raise_problems(self) -> None:
         if self.problems:

@@ -36,6 +36,12 @@ class FileTooLarge(ImageRejected):
     code = "file_too_large"
 
 
+def file_too_large(size: int, limit: int, per: str = "image") -> FileTooLarge:
+    """The one wording of a size refusal, in the settings' megabytes (2**20 bytes), wherever a file is read."""
+    return FileTooLarge(f"The file is {size / 2**20:.1f} MB; the limit is {limit / 2**20:.0f} MB per {per}. "
+                        "Please resize or compress it.")
+
+
 class UnsupportedFormat(ImageRejected):
     code = "unsupported_format"
 
@@ -140,8 +146,7 @@ def validate_image_bytes(data: bytes, *, max_bytes: int | None = None,
     if not data:
         raise EmptyFile("The file is empty (0 bytes). Please choose the image again.")
     if len(data) > max_bytes:
-        raise FileTooLarge(f"The file is {len(data) / 1e6:.1f} MB; the limit is "
-                           f"{max_bytes / 1e6:.0f} MB per image. Please resize or compress it.")
+        raise file_too_large(len(data), max_bytes)
     fmt = sniff_format(data)
     if fmt is None:
         raise UnsupportedFormat(_describe_unknown(data) + " Please upload a JPEG, PNG, WebP, BMP or TIFF image.")

@@ -9,12 +9,14 @@ import streamlit as st
 import core  # noqa: F401
 from core import settings
 from core.analysis import ImageAnalysis, analyze_bytes, results_table, table_to_csv
-from core.detection import available_detectors, default_threshold, detector_description
 from core.render import encode_png, render
 from ui.charts import probability_bars
-from ui.resources import get_pipeline, label_model, shipped_models
+from ui.guards import require_model, require_settings
+from ui.pickers import pick_detector, pick_model
+from ui.resources import get_pipeline
 
 st.set_page_config(page_title="Upload and Predict · EmoLens", page_icon="📤", layout="wide")
+require_settings()
 st.title("Upload and Predict")
 st.markdown(
     f"Upload one or more photos. Accepted: **JPEG, PNG, WebP, BMP, TIFF**, up to "
@@ -24,14 +26,8 @@ st.markdown(
 
 with st.sidebar:
     st.header("Settings")
-    detectors = available_detectors()
-    detector = st.selectbox("Face detector", detectors, index=detectors.index(settings.get().detector),
-                            help="Which algorithm finds the faces.")
-    st.caption(detector_description(detector))
-    threshold = st.slider("Detection threshold", 0.05, 0.95, float(default_threshold(detector)), 0.05,
-                          help="Lower finds more faces (and more false ones); higher keeps only sure faces.")
-    models = shipped_models()
-    model = st.selectbox("Emotion model", models, format_func=label_model) if len(models) > 1 else (models[0] if models else None)
+    detector, threshold = pick_detector()
+    model = pick_model()
     show_landmarks = st.checkbox("Show detector keypoints", value=False)
 
 uploads = st.file_uploader("Images", type=None, accept_multiple_files=True,
@@ -43,9 +39,7 @@ if len(uploads) > settings.get().max_files:
     st.warning(f"{len(uploads)} files were selected; only the first {settings.get().max_files} are analysed.")
     uploads = uploads[:settings.get().max_files]
 
-if model is None:
-    st.error("No emotion model is installed in the weights folder, so nothing can be analysed.")
-    st.stop()
+model = require_model(model)
 pipeline = get_pipeline(detector, threshold, model)
 
 # Results live in this browser session only, keyed by content and settings, so reruns are instant.

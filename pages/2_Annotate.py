@@ -12,11 +12,14 @@ import core  # noqa: F401
 from core import settings
 from core.datasets.annotation import AddResult, AnnotationError, AnnotationSession, json_bytes, label_studio_config
 from core.archive import is_zip
-from core.detection import available_detectors, default_threshold
 from core.datasets.labelled import NOT_A_FACE, LabelledSetError, read_labelled
-from ui.resources import get_pipeline, label_model, shipped_models
+from core.emotion.finetune import MIN_PER_CLASS, FinetuneConfig, FinetuneError, finetune, summary_table
+from ui.guards import require_model, require_settings
+from ui.pickers import pick_detector, pick_model
+from ui.resources import get_pipeline
 
 st.set_page_config(page_title="Annotate · EmoLens", page_icon="🏷️", layout="wide")
+require_settings()
 st.title("Annotate")
 st.markdown("Upload photos: every face the detector finds gets the model's emotion as a pre-label. Set the "
             "true emotion (least confident faces first), mark false detections as *not a face*, add faces "
@@ -29,18 +32,13 @@ session: AnnotationSession = state.setdefault("annotation", AnnotationSession())
 outcomes: dict[str, AddResult] = state.setdefault("annotate_uploads", {})
 
 with st.sidebar:
-    detectors = available_detectors()
-    detector = st.selectbox("Face detector", detectors, index=detectors.index(settings.get().detector))
-    threshold = st.slider("Detection threshold", 0.05, 0.95, float(default_threshold(detector)), 0.05)
-    models = shipped_models()
-    model = st.selectbox("Emotion model", models, format_func=label_model) if len(models) > 1 else (models[0] if models else None)
+    detector, threshold = pick_detector()
+    model = pick_model()
     reviewed, total = session.progress()
     st.progress(reviewed / total if total else 0.0, text=f"Reviewed {reviewed} of {total} faces")
     if session.unsaved():
         st.warning("Changes since your last labelled-zip download.")
-if model is None:
-    st.error("No emotion model is installed in the weights folder, so nothing can be pre-labelled.")
-    st.stop()
+model = require_model(model, "nothing can be pre-labelled")
 pipeline = get_pipeline(detector, threshold, model)
 
 uploads = st.file_uploader("Images, or a labelled zip exported here to carry on", accept_multiple_files=True,
@@ -150,8 +148,6 @@ with st.expander("Label Studio labelling config for these tasks"):
     st.code(label_studio_config(session.classes), language="xml")
 
 st.header("Fine-tune on this set")
-from training.finetune import MIN_PER_CLASS, FinetuneConfig, FinetuneError, finetune, summary_table  # noqa: E402
-
 counts = {c: sum(f.emotion == c for f in session.labelled_faces()) for c in session.classes}
 st.caption("Keeps the model's features and retrains its final layer on your reviewed faces (the epoch is picked "
            "on part of the training faces), then compares it with the current model on a held-out part (split "
@@ -165,7 +161,8 @@ if st.button("Fine-tune on this set"):
     bar = st.progress(0.0, text="Starting…")
     try:
         state["finetune"] = finetune(session.to_labelled(), FinetuneConfig(classes=chosen, epochs=epochs),
-                                     pipeline.classifier, lambda f, t: bar.progress(f, text=t), "Annotate session")
+                                     pipeline.classifier, lambda f, t: bar.progress(f, text=t), "Annotate session",
+                                     command="Annotate page fine-tune", commit=None)
     except FinetuneError as exc:
         st.error(exc.message)
     bar.empty()

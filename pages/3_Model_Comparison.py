@@ -15,9 +15,12 @@ from core.datasets.evaluate import evaluate_labelled
 from core.datasets.labelled import LabelledSetError, read_labelled
 from core.reports import classifier_reports, load_report
 from ui.metric_charts import confusion_figure, per_class_figure, per_class_table, reliability_figure
-from ui.resources import get_classifier, label_model, shipped_models
+from ui.guards import require_model, require_settings
+from ui.pickers import pick_model
+from ui.resources import get_classifier
 
 st.set_page_config(page_title="Model Comparison · EmoLens", page_icon="📊", layout="wide")
+require_settings()
 st.title("Model Comparison")
 st.caption("Every figure on this page comes from a report in `weights/reports/`; each report names the "
            "command that produced it, so you can re-run it.")
@@ -94,11 +97,7 @@ st.markdown(
     "(the Annotate page exports exactly this).\n\n"
     "The faces are analysed in memory; nothing is stored. Results stay in this tab until you close it."
 )
-models = shipped_models()
-if not models:
-    st.warning("No emotion model is installed in the weights folder, so your data cannot be evaluated.")
-    st.stop()
-own_model = st.selectbox("Model to evaluate", models, key="own_model", format_func=label_model) if len(models) > 1 else models[0]
+own_model = require_model(pick_model(label="Model to evaluate", key="own_model"), "your data cannot be evaluated")
 archive = st.file_uploader("Labelled zip", type=None, key="own_zip")
 if archive is not None:
     key = (archive.file_id, own_model)

@@ -11,30 +11,22 @@ import streamlit as st
 
 import core  # noqa: F401
 from core import settings
-from core.detection import make_detector
 from core.landmarks.metrics import FAILURE_THRESHOLD, disagreement
-from core.landmarks import available_landmarkers, landmarker_label, make_landmarker, to_68
+from core.landmarks import available_landmarkers, landmarker_label, to_68
 from core.landmarks.draw import COLORS, draw_landmarks
 from core.landmarks.report import ced_frame, curve_frame, load_landmark_report, nme_table, report_path
 from core.validation import ImageRejected, validate_image_bytes
+from ui.guards import require_settings
+from ui.resources import get_detector, get_landmarker
 
 st.set_page_config(page_title="Landmark Analysis · EmoLens", page_icon="📍", layout="wide")
+require_settings()
 st.title("Landmark Analysis")
 st.markdown("Facial landmarks are points on the eyes, brows, nose, mouth and jaw. EmoLens can use them to "
             "**align** a face (eyes level, fixed eye distance) before reading its emotion. Compare two "
             "landmarkers on your own photo, see how accurate each is, and how much landmark error matters.")
 
 LABELS = {name: landmarker_label(name) for name in available_landmarkers()}
-
-
-@st.cache_resource(show_spinner="Loading the landmark models…")
-def get_landmarker(name: str):
-    return make_landmarker(name)
-
-
-@st.cache_resource(show_spinner="Loading the face detector…")
-def get_detector(name: str):
-    return make_detector(name)
 
 
 @st.cache_data(max_entries=8, show_spinner="Finding faces and landmarks…")

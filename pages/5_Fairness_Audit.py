@@ -11,14 +11,16 @@ import core  # noqa: F401
 from core import settings
 from core.detection import default_threshold
 from core.fairness.metrics import FairnessAudit, metric_label
-from core.fairness.audit import FACE_MODE_HELP, FACE_MODES, DatasetError, audit_dataset, open_upload
+from core.datasets.labelled import LabelledSetError, read_uploads
+from core.fairness.audit import FACE_MODE_HELP, FACE_MODES, attribute_candidates, audit_dataset, audit_faces
 from ui.fairness_charts import attribute_title, gap_chart, group_chart
-from ui.resources import get_pipeline, shipped_models
-
-REPORT = settings.get().reports_dir / "fairness.json"
-COMMAND = "python -m training.audit_fairness --data ../shared/data/fairness --json weights/reports/fairness.json"
+from ui.guards import require_model, require_settings
+from ui.resources import default_model, get_pipeline
 
 st.set_page_config(page_title="Fairness Audit · EmoLens", page_icon="⚖️", layout="wide")
+require_settings()
+REPORT = settings.get().reports_dir / "fairness.json"
+COMMAND = "python -m training.audit_fairness --data ../shared/data/fairness --json weights/reports/fairness.json"
 st.title("Fairness audit")
 st.markdown(
     "Does the emotion model read some groups of people less well than others? For each group we show "
@@ -76,29 +78,26 @@ def audit_own_data() -> None:
     if not files:
         return
     try:
-        dataset = open_upload([(f.name, f.getvalue()) for f in files])
-    except DatasetError as exc:
-        st.error(str(exc))
+        dataset = read_uploads([(f.name, f.getvalue()) for f in files], strict=False)
+        ready = len(audit_faces(dataset))
+    except LabelledSetError as exc:
+        st.error(exc.message)
         return
     skipped = dataset.problems
-    st.success(f"{len(dataset)} labelled image(s) ready" + (f"; {len(skipped)} row(s) skipped." if skipped else ".")
-               + "".join(f" {n} row(s) {why} left out." for why, n in dataset.excluded.items()))
+    st.success(f"{ready} labelled image(s) ready" + (f"; {len(skipped)} row(s) skipped." if skipped else ".")
+               + "".join(f" {n} row(s) {why} left out." for why, n in dataset.left_out().items()))
     if skipped:
         with st.expander("Skipped rows", expanded=True):
             st.markdown("\n".join(f"- {p}" for p in skipped))
-    candidates = dataset.attribute_candidates()
+    candidates = attribute_candidates(dataset)
     if not candidates:
         st.warning(f"No attribute column with 2 to {settings.get().fairness_max_groups} groups was found, so there "
                    "is nothing to compare. Add a column such as `gender` or `age_group`.")
         return
     attributes = st.multiselect("Attributes to audit", candidates, default=candidates)
     face_mode = st.selectbox("Faces", FACE_MODES, format_func=lambda m: f"{m}: {FACE_MODE_HELP[m]}")
-    models = shipped_models()
-    model = settings.get().emotion_model if settings.get().emotion_model in models else next(iter(models), None)
+    model = require_model(default_model())
     run_key = "|".join([hashlib.sha256(b"".join(f.getvalue() for f in files)).hexdigest(), face_mode, *attributes])
-    if model is None:
-        st.error("No emotion model is installed in the weights folder, so nothing can be analysed.")
-        return
     if attributes and st.button("Run the audit", type="primary"):
         detector = settings.get().detector
         bar = st.progress(0.0, text="Analysing…")
@@ -109,8 +108,8 @@ def audit_own_data() -> None:
             run = audit_dataset(get_pipeline(detector, default_threshold(detector), model), dataset, attributes,
                                 face_mode=face_mode, meta=meta,
                                 progress=lambda i, n: bar.progress(i / n, text=f"Analysed {i} of {n} images"))
-        except DatasetError as exc:
-            st.error(str(exc))
+        except LabelledSetError as exc:
+            st.error(exc.message)
             return
         bar.empty()
         st.session_state["fairness_run"] = (run_key, run)

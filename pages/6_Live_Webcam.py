@@ -13,28 +13,18 @@ from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 import core  # noqa: F401
 from core import settings
-from core.detection import available_detectors, default_threshold, detector_description
-from core.landmarks import available_landmarkers, landmarker_label, make_landmarker
-from core.emotion.onnx import fastest_classifier
+from core.landmarks import available_landmarkers, landmarker_label
 from core.render import EMOTION_COLORS
 from core.live.tracking import LiveAnalyzer, LiveConfig, LiveStats
 from core.live.video_io import VideoRejected
 from core.live.video_analysis import analyze_video
-from ui.resources import get_classifier, get_pipeline, label_model, shipped_models
+from ui.guards import require_model, require_settings
+from ui.pickers import pick_detector, pick_model
+from ui.resources import get_detector, get_landmarker, get_live_classifier
 
 st.set_page_config(page_title="Live Webcam · EmoLens", page_icon="🎥", layout="wide")
+require_settings()
 COLORS = {e: f"rgb{c}" for e, c in EMOTION_COLORS.items()}
-
-
-@st.cache_resource(show_spinner="Timing the classifier backends (torch vs ONNX Runtime)…")
-def live_classifier(model: str):
-    return fastest_classifier(get_classifier(model))
-
-
-@st.cache_resource(show_spinner="Loading the landmarker…")
-def landmarker(name: str):
-    return make_landmarker(name)
-
 
 st.title("Live Webcam")
 st.markdown("Real-time expression estimates from your camera, or a timeline for a video file. Frames are "
@@ -42,12 +32,8 @@ st.markdown("Real-time expression estimates from your camera, or a timeline for 
 
 with st.sidebar:
     st.header("Settings")
-    detectors = available_detectors()
-    detector_name = st.selectbox("Face detector", detectors, index=detectors.index(settings.get().live_detector))
-    st.caption(detector_description(detector_name))
-    threshold = st.slider("Detection threshold", 0.05, 0.95, float(default_threshold(detector_name)), 0.05)
-    models = shipped_models(settings.get().live_emotion_model)
-    model = st.selectbox("Emotion model", models, format_func=label_model) if len(models) > 1 else (models[0] if models else None)
+    detector_name, threshold = pick_detector(settings.get().live_detector)
+    model = pick_model(settings.get().live_emotion_model)
     detect_every = st.slider("Run the detector every k frames", 1, 10, settings.get().live_detect_every,
                              help="Between detections, faces are followed by optical flow (much cheaper).")
     smoothing = st.slider("Label smoothing (seconds)", 0.0, 2.0, settings.get().live_smoothing_s, 0.1,
@@ -56,12 +42,10 @@ with st.sidebar:
     mark = st.selectbox("Landmarks", marks, format_func=lambda m: m if m in marks[:2] else landmarker_label(m),
                         help="Detector keypoints are free; a landmarker costs several ms per face.")
 
-if model is None:
-    st.error("No emotion model is installed in the weights folder, so nothing can be analysed.")
-    st.stop()
-classifier, backend = live_classifier(model)
-detector = get_pipeline(detector_name, threshold, model).detector
-extra = landmarker(mark) if mark in available_landmarkers() else None
+model = require_model(model)
+classifier, backend = get_live_classifier(model)
+detector = get_detector(detector_name, threshold)
+extra = get_landmarker(mark) if mark in available_landmarkers() else None
 config = LiveConfig(detect_every=detect_every, smoothing_s=smoothing, landmarks=mark != "off")
 
 

@@ -10,8 +10,10 @@ from core import settings
 from core.batch.results import (BatchResults, ResultsError, confidence_summary, confidence_table, emotion_shares,
                                 errors_table, read_results, read_results_path, to_csv_bytes, video_timeline)
 from ui.batch_charts import confidence_chart, group_share_chart, share_chart, timeline_chart
+from ui.guards import require_settings
 
 st.set_page_config(page_title="Batch Results · EmoLens", page_icon="🗂️", layout="wide")
+require_settings()
 st.title("Batch results")
 st.markdown(
     "Explore the output of a batch run over many images and videos:\n\n"

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import socket
 import subprocess
@@ -200,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
 
     sys.path.insert(0, str(ROOT))
     from core import settings
+    from training import provenance
 
     detector = args.detector or settings.get().detector
     image = args.image.read_bytes() if args.image else default_image()
@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"errors       {result.errors}" + (f" {result.error_kinds}" if result.errors else ""))
     print(f"peak memory  {result.peak_rss_mb:.0f} MB RSS (gunicorn master + {args.workers} workers)")
     if args.json:
-        args.json.write_text(json.dumps(asdict(result), indent=2))
+        provenance.write_report(args.json, asdict(result), "scripts/load_test_api.py", argv)
     return 1 if result.errors else 0
 
 

@@ -2,8 +2,9 @@
 
     python -m training.audit_fairness --data ../shared/data/fairness --json weights/reports/fairness.json
 
-`--data` is a folder with `labels.csv` (file, emotion, optional x1..y2, subject, source, attribute
-columns) or a zip of images + one CSV. Every image goes through the serving `EmotionPipeline` (detect the
+`--data` is a labelled set as `core.datasets.labelled` reads it: a folder with `labels.csv` (file, emotion,
+optional x1..y2, subject, source, attribute columns) or a zip of images + `labels.csv`; bad rows are listed
+by CSV line and left out, the audit goes on. Every image goes through the serving `EmotionPipeline` (detect the
 face; an image that already is a face crop is classified whole, see `--face`). Groups are compared within
 each `source`, with bootstrap intervals that resample subjects. The JSON (a stable contract) has `groups`
 -> attribute -> group -> {n, accuracy, accuracy_ci, macro_f1, ...} and `gaps` -> attribute -> metric,
@@ -12,25 +13,26 @@ plus the command, the commit and the data it ran on. Per-image predictions go on
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import hashlib
-import json
-import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
 from core import settings
+from core.datasets.labelled import LabelledSet, read_labelled
 from core.detection import available_detectors
+from core.errors import UserFacingError
+from core.fairness.audit import FACE_MODE_HELP, FACE_MODES, audit_dataset, audit_faces, sample_set
 from core.fairness.metrics import BootstrapConfig, FairnessAudit, metric_label
-from core.fairness.audit import FACE_MODE_HELP, FACE_MODES, DatasetError, LabelledSet, audit_dataset, open_dataset
+from training import provenance
 
 
 def data_fingerprint(path: Path, dataset: LabelledSet) -> dict[str, Any]:
-    """What the audit ran on: the path as given and a hash of the labels (or the zip)."""
-    src = path / dataset.csv_name if path.is_dir() else path
-    return {"path": str(path), "labels": dataset.csv_name, "sha256": hashlib.sha256(src.read_bytes()).hexdigest(),
-            "rows_valid": len(dataset), "rows_skipped": len(dataset.problems)}
+    """What the audit ran on: the path as given and a hash of the labels (or the zip; class folders: the names)."""
+    src = path / dataset.labels_file if path.is_dir() and dataset.labels_file else path
+    digest = hashlib.sha256(src.read_bytes() if src.is_file() else "\n".join(dataset.images).encode()).hexdigest()
+    return {"path": str(path), "labels": dataset.csv_name, "sha256": digest,
+            "rows_valid": len(audit_faces(dataset)), "rows_skipped": len(dataset.problems)}
 
 
 def summary_lines(audit: FairnessAudit) -> list[str]:
@@ -82,23 +84,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    argv = sys.argv[1:] if argv is None else argv
     if args.bootstrap < 100:
         print("error: --bootstrap needs at least 100 resamples for a 95% interval.", file=sys.stderr)
         return 2
     try:
-        dataset = open_dataset(args.data)
+        dataset = read_labelled(args.data, strict=False)
+        audit_faces(dataset)  # refuses a set with no usable row, or too many, before the models load
         if args.limit:
-            dataset = dataset.sample(args.limit, seed=args.seed)
+            dataset = sample_set(dataset, args.limit, seed=args.seed)
         from core.pipeline import EmotionPipeline
-        from training.train_classifier import git_commit
 
         pipeline = EmotionPipeline.create(args.detector, args.threshold, args.model)
         card = pipeline.classifier.card
         meta = {
             "report": "fairness_audit", "schema": 1,
-            "command": "python -m training.audit_fairness " + shlex.join(argv),
-            "commit": git_commit(), "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "command": provenance.command_line("training.audit_fairness", argv),
+            "commit": provenance.git_commit(), "created": provenance.utc_now(),
             "data": data_fingerprint(Path(args.data), dataset),
             "model": {"name": card.name, "architecture": card.architecture,
                       "trained_at_commit": card.raw.get("commit"), "training_data": card.raw.get("training_data")},
@@ -106,10 +107,10 @@ def main(argv: list[str] | None = None) -> int:
         }
         attributes = [a.strip() for a in args.attributes.split(",") if a.strip()] if args.attributes else None
         within = None if args.within == "none" else args.within
-        if within not in (None, "auto") and within not in dataset.rows.columns:
-            raise DatasetError(f"--within {within}: there is no such column in {dataset.csv_name}.")
+        if within not in (None, "auto") and within not in dataset.extra_columns:
+            raise UserFacingError(f"--within {within}: there is no such column in {dataset.csv_name}.")
         config = BootstrapConfig(resamples=args.bootstrap, seed=args.seed, min_group_size=args.min_group)
-        total = len(dataset)
+        total = len(audit_faces(dataset))
 
         def progress(i: int, n: int) -> None:
             if i % 100 == 0 or i == n:
@@ -117,10 +118,10 @@ def main(argv: list[str] | None = None) -> int:
 
         run = audit_dataset(pipeline, dataset, attributes, face_mode=args.face, within=within, config=config,
                             progress=progress if total > 100 else None, meta=meta)
-    except (DatasetError, FileNotFoundError, ValueError) as exc:
+    except (UserFacingError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    for why, n in dataset.excluded.items():
+    for why, n in dataset.left_out().items():
         print(f"left out: {n} row(s) {why}", file=sys.stderr)
     for problem in run.problems[:20]:
         print(f"skipped: {problem}", file=sys.stderr)
@@ -128,8 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"... and {len(run.problems) - 20} more skipped rows", file=sys.stderr)
     print("\n".join(summary_lines(run.audit)))
     if args.json_out:
-        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json_out).write_text(json.dumps(run.audit.to_dict(), indent=2) + "\n")
+        provenance.write_json(args.json_out, run.audit.to_dict())
         print(f"report written to {args.json_out}")
     if args.predictions:
         Path(args.predictions).parent.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
@@ -39,7 +38,7 @@ from core.emotion.classifier import EmotionClassifier
 from core.detection import available_detectors, make_detector
 from core.emotion.onnx import BACKENDS, fastest_classifier
 from core.live.tracking import LiveAnalyzer, LiveConfig, StageTimings
-from training.train_classifier import git_commit
+from training import provenance
 
 WIDTH, HEIGHT, FPS = 640, 480, 30
 TARGET_FPS = 25.0
@@ -107,21 +106,6 @@ def vp8_packets(frames: list[np.ndarray]) -> list[list[Any]]:
     return packets
 
 
-def busy_state() -> dict[str, Any]:
-    """How loaded the machine is: load averages and whether the classifier training is running."""
-    training = False
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="ignore")
-            except OSError:
-                continue
-            if "train_classifier" in cmd and "benchmark" not in cmd:
-                training = True
-                break
-    return {"load_avg_1_5_15": [round(v, 2) for v in os.getloadavg()], "train_classifier_running": training}
-
-
 def summarise(values: list[float]) -> dict[str, float]:
     arr = np.asarray(values, float)
     return {"mean": round(float(arr.mean()), 3), "p50": round(float(np.percentile(arr, 50)), 3),
@@ -132,7 +116,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import av
     from aiortc.codecs.vpx import Vp8Encoder
 
-    busy_before = busy_state()
+    busy_before = provenance.busy_state()
     frames = file_frames(Path(args.video), args.frames) if args.video else generated_frames(args.frames)
     source = str(args.video) if args.video else "generated: scikit-image astronaut face moving over a background"
     packets = vp8_packets(frames)
@@ -198,10 +182,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                    "detect_max_side": args.detect_max_side, "classify_every": args.classify_every,
                    "smoothing_s": config.smoothing_s},
         "classifier": {"model": base.card.name, **choice.to_dict()},
-        "machine": {"cpus": os.cpu_count(), "before": busy_before, "after": busy_state()},
-        "command": "python -m training.benchmark " + " ".join(sys.argv[1:]),
+        "machine": provenance.machine(busy_before),
     }
-    report["commit"] = git_commit()  # "unknown" without git
     return report
 
 
@@ -235,8 +217,7 @@ def main(argv: list[str] | None = None) -> int:
                                              "face_found_ratio", "tracks_started")}
                      | {"backend": report["classifier"]["backend"], "machine": report["machine"]}, indent=2))
     if args.json_out:
-        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json_out).write_text(json.dumps(report, indent=2) + "\n")
+        provenance.write_report(args.json_out, report, "training.benchmark", argv)
     return 0
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -33,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from core import settings
-from training.train_classifier import git_commit
+from training import provenance
 
 CONFIGS = [("local", 0), ("local", 1), ("ray", 1), ("ray", 2)]  # local: torch threads (0: default)
 
@@ -113,7 +112,8 @@ class TimedEngine:
 
 def child(args: argparse.Namespace) -> int:
     """One configuration, in this (child) process; prints one JSON line."""
-    from core.batch.engine import BatchConfig, make_engine, run_batch
+    from core.batch.engine import make_engine, run_batch
+    from core.batch.work import BatchConfig
 
     options = {"workers": args.workers} if args.engine == "ray" else {"threads": args.workers}
     start = time.perf_counter()
@@ -152,12 +152,10 @@ def measure(engine: str, workers: int, images: Path, out: Path, batch_size: int)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from training.benchmark import busy_state
-
     tmp = Path(tempfile.mkdtemp(prefix="emolens_bench_"))
     try:
         make_images(tmp / "images", args.n)
-        before = busy_state()
+        before = provenance.busy_state()
         runs = []
         for engine, workers in CONFIGS:
             if engine == "ray" and workers not in args.ray_workers:
@@ -174,10 +172,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "memory_method": "peak over 0.25 s samples of the summed RSS / PSS of the run's process and all its "
                          "descendants (Ray GCS, raylet, workers); PSS shares shared pages fairly, RSS overcounts",
         "runs": runs,
-        "machine": {"cpus": os.cpu_count(), "before": before, "after": busy_state()},
-        "command": "python -m training.benchmark_batch " + " ".join(sys.argv[1:]),
+        "machine": provenance.machine(before),
     }
-    report["commit"] = git_commit()  # "unknown" without git
     return report
 
 
@@ -205,8 +201,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['images_per_s_steady'] or '-':>12} {r['startup_s']:>8} {r['peak_pss_mb_sum']:>7} "
               f"{r['peak_rss_mb_sum']:>7} {ms['decode']:>7} {ms['detect']:>7} {ms['classify']:>8}")
     if args.json_out:
-        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json_out).write_text(json.dumps(report, indent=2) + "\n")
+        provenance.write_report(args.json_out, report, "training.benchmark_batch", argv)
     return 0
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import torch
 
 from core.emotion.classifier import EmotionClassifier
 from core.emotion.onnx import OnnxEmotionClassifier, onnx_available
+from training import provenance
 
 
 def time_ms(fn, crops, repeats: int) -> list[float]:
@@ -44,7 +44,7 @@ def update_experiments(report_path: Path, weights_dir: Path, repeats: int) -> in
     times: dict[str, list[float]] = {k: [] for k in models}
     for clf in models.values():
         time_ms(clf.predict, crops, 10)
-    load_before = os.getloadavg()
+    load_before = provenance.load_average()
     for _ in range(max(1, repeats // 10)):
         for name, clf in models.items():
             times[name] += time_ms(clf.predict, crops, 10)
@@ -56,10 +56,10 @@ def update_experiments(report_path: Path, weights_dir: Path, repeats: int) -> in
     report["ms_per_face_method"] = (
         "torch, 1 thread, batch 1, one face crop through preprocessing, network and softmax; median of "
         f"{len(next(iter(times.values())))} runs per model, models interleaved; load average "
-        f"{[round(x, 2) for x in load_before]} -> {[round(x, 2) for x in os.getloadavg()]}")
-    report["ms_per_face_command"] = ("python -m training.benchmark_classifier --update-experiments "
-                                     f"{report_path} --experiments-dir {weights_dir} --repeats {repeats}")
-    report_path.write_text(json.dumps(report, indent=2) + "\n")
+        f"{load_before} -> {provenance.load_average()}")
+    report["ms_per_face_command"] = provenance.command_line("training.benchmark_classifier", [
+        "--update-experiments", str(report_path), "--experiments-dir", str(weights_dir), "--repeats", str(repeats)])
+    provenance.write_json(report_path, report)
     return 0
 
 
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         candidates[f"torch_{threads}t"] = (threads, base.predict)
         if onnx_available():
             candidates[f"onnxruntime_{threads}t"] = (threads, OnnxEmotionClassifier(base, threads=threads).predict)
-    load_before = os.getloadavg()
+    load_before = provenance.load_average()
     times: dict[str, list[float]] = {k: [] for k in candidates}
     for name, (threads, fn) in candidates.items():  # warm-up
         torch.set_num_threads(threads)
@@ -95,15 +95,12 @@ def main(argv: list[str] | None = None) -> int:
                       "n": len(t)} for name, t in times.items()}
     best = min(results, key=lambda k: results[k]["median_ms"])
     report = {"model": base.card.name, "batch": 1, "backends": results, "fastest": best,
-              "load_avg_before": [round(x, 2) for x in load_before],
-              "load_avg_after": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count(),
-              "command": "python -m training.benchmark_classifier " + " ".join(sys.argv[1:] if argv is None else argv)}
+              "load_avg_before": load_before, "load_avg_after": provenance.load_average(), "cpus": os.cpu_count()}
     for name, r in results.items():
         print(f"{name:<18} median {r['median_ms']:7.3f} ms   p10 {r['p10_ms']:7.3f} ms")
     print(f"fastest: {best}; load average {report['load_avg_before']} -> {report['load_avg_after']}")
     if args.json_out:
-        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json_out).write_text(json.dumps(report, indent=2) + "\n")
+        provenance.write_report(args.json_out, report, "training.benchmark_classifier", argv)
     return 0
 
 

@@ -10,9 +10,7 @@ of per-round means, and the load average, because on 2 shared cores the median m
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import torch
 
 from core import settings
 from core.detection.yolo import YoloDetector, card_threshold, is_available, onnx_available, weights_path
+from training import provenance
 from training.detector_splits import split_images
 from training.evaluate_detector import read_image, subsample
 
@@ -55,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(threads)  # the ONNX session takes its thread count from torch's at build
         for backend in backends:
             candidates[f"{backend}_{threads}t"] = (threads, YoloDetector(threshold, backend=backend))
-    load_before = os.getloadavg()
+    load_before = provenance.load_average()
     times: dict[str, list[float]] = {k: [] for k in candidates}
     for threads, detector in candidates.values():  # warm-up
         torch.set_num_threads(threads)
@@ -71,16 +70,13 @@ def main(argv: list[str] | None = None) -> int:
     report = {"detector": "yolo", "weights": str(weights_path()), "imgsz": imgsz, "threshold": threshold,
               "images": len(images), "split": args.split, "backends": results, "fastest": best,
               "image_sizes": sorted({f"{im.shape[1]}x{im.shape[0]}" for im in images}),
-              "load_avg_before": [round(x, 2) for x in load_before],
-              "load_avg_after": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count(),
-              "command": "python -m training.benchmark_detector " + " ".join(sys.argv[1:] if argv is None else argv)}
+              "load_avg_before": load_before, "load_avg_after": provenance.load_average(), "cpus": os.cpu_count()}
     for name, r in results.items():
         print(f"{name:<16} median {r['median_ms']:7.2f} ms/image   p10 {r['p10_ms']:7.2f} ms")
     print(f"fastest: {best} (input {imgsz}, {len(images)} photos); load average {report['load_avg_before']} -> "
           f"{report['load_avg_after']}")
     if args.json_out:
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(json.dumps(report, indent=2) + "\n")
+        provenance.write_report(args.json_out, report, "training.benchmark_detector", argv)
     return 0
 
 

@@ -21,8 +21,8 @@ import torch
 from core import settings
 from core.emotion.classifier import EmotionClassifier
 from core.emotion.metrics import classification_report
+from training import provenance
 from training.data import LABEL_SOURCES, load_faces
-from training.train_classifier import git_commit
 
 
 def ms_per_face(classifier: EmotionClassifier, faces: np.ndarray, tta: bool, n: int = 200) -> float:
@@ -38,6 +38,7 @@ def ms_per_face(classifier: EmotionClassifier, faces: np.ndarray, tta: bool, n: 
 
 
 def evaluate(weights: Path, data: Path, split: str, tta: bool, labels: str = "fer2013") -> dict:
+    """The figures of one model on one split; the CLI adds the command, commit and data before writing."""
     card_path = weights if weights.suffix == ".json" else weights.with_suffix(".json")
     classifier = EmotionClassifier.load(card_path.stem, card_path.parent)
     faces = load_faces(data, split, labels)
@@ -47,8 +48,6 @@ def evaluate(weights: Path, data: Path, split: str, tta: bool, labels: str = "fe
     report["ms_per_face"] = round(ms_per_face(classifier, faces.images, tta), 3)
     report.update({
         "model": classifier.card.name, "split": split, "labels": labels, "tta": tta, "classes": list(classifier.classes),
-        "data": str(data), "commit": git_commit(),
-        "command": "python -m training.evaluate_classifier " + " ".join(sys.argv[1:]),
     })
     return report
 
@@ -68,11 +67,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"data not found: {args.data}", file=sys.stderr)
         return 2
     report = evaluate(Path(args.weights), Path(args.data), args.split, args.tta, args.labels)
+    provenance.stamp(report, "training.evaluate_classifier", argv, data=str(args.data))
     summary = {k: report[k] for k in ("model", "split", "tta", "accuracy", "macro_f1", "ece", "ms_per_face", "n")}
     print(json.dumps(summary, indent=2))
     if args.json_out:
-        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json_out).write_text(json.dumps(report, indent=2) + "\n")
+        provenance.write_json(args.json_out, report)
     if args.update_card:
         card_path = Path(args.weights).with_suffix(".json")
         card = json.loads(card_path.read_text())
@@ -80,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         card.setdefault("metrics", {})[key] = {
             k: report[k] for k in ("accuracy", "macro_f1", "ece", "ms_per_face", "n")} | {
             "command": report["command"]}
-        card_path.write_text(json.dumps(card, indent=2) + "\n")
+        provenance.write_json(card_path, card)
     return 0
 
 

@@ -21,6 +21,8 @@ Protocol:
   The ensemble's time is its members' sum plus the measured fusion. The 1-minute load average at the start
   of timing is recorded, since other jobs on the machine slow everything.
 - AP50 and AP50-95: COCO 101-point AP (pycocotools' definition) on the ignore-aware TP/FP lists.
+--update-card writes yolo's figures and tuned threshold into weights/face_yolo.json, and the ensemble's serving
+settings (members, weights, thresholds, fusion) into its card weights/face_ensemble.json, which the app reads.
 --limit N takes N evenly spaced images (over all events) of each split, for quick runs.
 """
 from __future__ import annotations
@@ -30,11 +32,8 @@ import gzip
 import itertools
 import json
 import os
-import shlex
-import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -44,12 +43,12 @@ import core  # noqa: F401  (offline switches)
 from core import settings
 from core.detection import DetectorUnavailable, is_available, make_detector, registered_detectors
 from core.detection.base import Detection
-from core.detection.ensemble import DEFAULT_IOU, EnsembleConfig, fuse
+from core.detection.ensemble import DEFAULT_IOU, EnsembleConfig, card_path, fuse
 from core.detection.metrics import (GroundTruth, Matches, OperatingPoint, average_precision, best_f1_threshold,
                                     ground_truth, match_image, operating_point, pr_curve)
 from core.validation import validate_image_bytes
+from training import provenance
 from training.detector_splits import label_path, split_images
-from training.train_classifier import git_commit
 
 CACHE_VERSION = 2
 LOW_THRESHOLD = 0.02   # raw detections are cached down to this score; every cut above it is exact
@@ -308,16 +307,34 @@ def table(results: dict[str, DetectorResult]) -> str:
     return "\n".join(rows)
 
 
+def card_metrics(result: DetectorResult, report: dict[str, Any], report_path: Path) -> dict[str, Any]:
+    """A detector's figures on the reported split as a model card keeps them (without the PR curve)."""
+    return {**{k: v for k, v in result.to_json().items() if k != "pr_curve"},
+            "min_face": report["min_face"], "n_images": report["n_images"], "n_faces": report["n_faces"],
+            "threshold_tuned_on": report["tune_split"], "report": str(report_path), "commit": report["commit"]}
+
+
 def update_card(card_path: Path, result: DetectorResult, report: dict[str, Any], report_path: Path) -> None:
     """Write the YOLO figures into its model card, keeping every other key."""
     card = json.loads(card_path.read_text()) if card_path.is_file() else {}
     card.setdefault("metrics", {})
-    card["metrics"][report["split"]] = {
-        **{k: v for k, v in result.to_json().items() if k not in ("pr_curve",)},
-        "min_face": report["min_face"], "n_images": report["n_images"], "n_faces": report["n_faces"],
-        "threshold_tuned_on": report["tune_split"], "report": str(report_path), "commit": report["commit"]}
+    card["metrics"][report["split"]] = card_metrics(result, report, report_path)
     card["default_threshold"] = round(result.threshold, 4)
-    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    provenance.write_json(card_path, card)
+
+
+def write_ensemble_card(path: Path, config: EnsembleConfig, result: DetectorResult, report: dict[str, Any],
+                        report_path: Path) -> None:
+    """The ensemble's card, written whole: the serving settings tuned here (what the app's ensemble reads),
+    its figures, and where they were measured. The fused cut is kept unrounded so serving reproduces it."""
+    card = {"name": path.stem, "task": "face-detection", "architecture": "weighted-box fusion (ensemble-boxes)",
+            "description": "Runs every member detector at its own tuned threshold and fuses their boxes; a face "
+                           "scores the weighted mean of the members' votes, so agreement outranks a lone box.",
+            **config.to_json(), "selection": report["ensemble"]["selection"],
+            "metrics": {report["split"]: card_metrics(result, report, report_path)},
+            "source": {"report": str(report_path), "command": report["command"], "commit": report["commit"],
+                       "date": report["date"]}}
+    provenance.write_json(path, card)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -343,13 +360,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--yolo-imgsz", type=int, default=None,
                     help="run yolo at this input size instead of its card's (like EMOLENS_YOLO_IMGSZ)")
     ap.add_argument("--update-card", action="store_true",
-                    help="write yolo's figures and tuned threshold into weights/face_yolo.json")
+                    help="write yolo's figures and tuned threshold into weights/face_yolo.json and the ensemble's "
+                         "serving settings into weights/face_ensemble.json")
     return ap.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    raw_argv = sys.argv[1:] if argv is None else argv
     if args.yolo_weights is not None:
         if args.update_card:
             print("--update-card writes the shipped card, so it cannot be combined with --yolo-weights.")
@@ -434,9 +451,8 @@ def main(argv: list[str] | None = None) -> int:
                                                                   items_t)
 
     results = {n: summarize(raw_val[n], val, tuned[n], ms.get(n)) for n in names}
-    command = "python -m training.evaluate_detector " + " ".join(shlex.quote(a) for a in raw_argv)
     report: dict[str, Any] = {
-        "task": "face detection", "data": str(args.data), "split": args.split, "tune_split": args.tune_split,
+        "task": "face detection", "split": args.split, "tune_split": args.tune_split,
         "n_images": len(val), "n_faces": sum(i.gt.n_counted for i in val),
         "n_ignored_faces": sum(int(i.gt.ignore.sum()) for i in val),
         "n_tune_images": len(tune), "n_tune_faces": sum(i.gt.n_counted for i in tune),
@@ -450,8 +466,7 @@ def main(argv: list[str] | None = None) -> int:
                    "load_avg_1min_at_start": round(load, 2), "cpu_count": os.cpu_count(),
                    "note": "mean wall time of detect() per image after one warm-up image; ensemble = sum of "
                            "members + fusion"},
-        "commit": git_commit(), "command": command,
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": provenance.utc_now(),
         "detectors": {n: r.to_json() for n, r in results.items()},
     }
     if ensemble_cfg is not None:
@@ -459,17 +474,20 @@ def main(argv: list[str] | None = None) -> int:
                 f"{args.ensemble_tolerance} of the best: the cheapest by measured ms)")
         report["ensemble"] = {**ensemble_cfg.to_json(),
                               "selection": "given" if args.ensemble_members != "auto" else auto, "tried": tried}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    provenance.write_report(args.json, report, "training.evaluate_detector", argv, data=str(args.data))
     print(table(results))
     print(f"Wrote {args.json}")
     if args.update_card:
-        if "yolo" not in results:
-            print("--update-card needs yolo in --detectors; card left unchanged.")
+        if "yolo" not in results and ensemble_cfg is None:
+            print("--update-card needs yolo or ensemble in --detectors; no card changed.")
             return 2
-        card = settings.get().weights_dir / "face_yolo.json"
-        update_card(card, results["yolo"], report, args.json)
-        print(f"Updated {card}")
+        if "yolo" in results:
+            card = settings.get().weights_dir / "face_yolo.json"
+            update_card(card, results["yolo"], report, args.json)
+            print(f"Updated {card}")
+        if ensemble_cfg is not None:
+            write_ensemble_card(card_path(), ensemble_cfg, results[ENSEMBLE], report, args.json)
+            print(f"Wrote {card_path()}")
     return 0
 
 

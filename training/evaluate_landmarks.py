@@ -18,7 +18,6 @@ import json
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ from core import settings
 from core.detection import Box, make_detector
 from core.landmarks.metrics import CED_THRESHOLDS, FAILURE_THRESHOLD, score
 from core.landmarks import available_landmarkers, make_landmarker
-from training.train_classifier import git_commit
+from training import provenance
 
 FAIR_SUBSET = "helen_test"
 MIN_IOU = 0.3
@@ -151,9 +150,7 @@ def merge_json(path: Path, section: dict[str, Any], keep: tuple[str, ...] = ()) 
             old = json.loads(path.read_text())
         except json.JSONDecodeError:
             old = {}
-    out = {k: old[k] for k in keep if k in old} | section
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=1) + "\n")
+    provenance.write_json(path, {k: old[k] for k in keep if k in old} | section, indent=1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -179,10 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     report = evaluate(root, methods, args.detector, args.boxes,
                       args.subsets.split(",") if args.subsets else None, args.limit)
-    report.update({"command": "python -m training.evaluate_landmarks " + " ".join(sys.argv[1:] if argv is None
-                                                                                  else argv),
-                   "commit": git_commit(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                   "wall_s": round(time.time() - t0, 1)})
+    provenance.stamp(report, "training.evaluate_landmarks", argv, created=True)
+    report["wall_s"] = round(time.time() - t0, 1)
     summary = {m: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()
                    if k in ("nme", "failure_rate", "ms_per_face", "n", "n_missing")}
                for m, r in report["methods"].items()}

@@ -29,7 +29,6 @@ import json
 import sys
 import time
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
@@ -50,9 +49,9 @@ from core.landmarks.align import eye_centres, template_for, template_from_eyes
 from core.landmarks.mapping import PARTS
 from core.landmarks.report import impact_summary
 from core.pipeline import face_crop
+from training import provenance
 from training.data import load_fer2013
 from training.evaluate_landmarks import merge_json, read_rgb
-from training.train_classifier import git_commit
 
 REFERENCE = "mediapipe_mesh"
 METHODS = ("mediapipe_mesh", "dlib68")
@@ -359,7 +358,6 @@ def main(argv: list[str] | None = None) -> int:
             eyes = [eye_centres(p) for p in located[m] if not np.isnan(p).any()]
             templates[m] = {"faces": len(src.ids), "missing": len(src.ids) - len(eyes),
                             **asdict(template_from_eyes(eyes, 48))}
-    command = "python -m training.landmark_emotion_study " + " ".join(sys.argv[1:] if argv is None else argv)
     section: dict[str, Any] = {
         "model": classifier.card.name, "weights_dir": str(weights_dir),
         "weights_sha256": weights_sha256(classifier, weights_dir), "model_card_metrics": classifier.card.metrics,
@@ -377,10 +375,10 @@ def main(argv: list[str] | None = None) -> int:
                    "note": "FER faces: a seeded random subset of the split when fer_limit is set (CPU budget); "
                            "fairness: every image of each source unless fairness_limit is set"},
         "sets": sets, "set_seconds": timings,
-        "command": command, "env": {"EMOLENS_WEIGHTS_DIR": str(settings.get().weights_dir)},
-        "commit": git_commit(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "wall_s": round(time.time() - t_start, 1),
+        "env": {"EMOLENS_WEIGHTS_DIR": str(settings.get().weights_dir)},
     }
+    provenance.stamp(section, "training.landmark_emotion_study", argv, created=True)
+    section["wall_s"] = round(time.time() - t_start, 1)
     out = Path(args.json_out)
     existing = json.loads(out.read_text()) if out.exists() else {}
     fair = existing.get("fair_subset")

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-import yaml
-
 from core import settings
+from training import provenance
 from training.evaluate_classifier import evaluate
-from training.train_classifier import git_commit, train
+from training.recipe import load_recipe
+from training.train_classifier import train
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,18 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="runs/experiments")
     ap.add_argument("--json", dest="json_out", required=True)
     args = ap.parse_args(argv)
-    recipe = yaml.safe_load(Path(args.recipe).read_text())
-    if args.epochs:
-        recipe["epochs"] = args.epochs
-    if args.limit:
-        recipe["limit"] = args.limit
-    if args.threads:
-        recipe["threads"] = args.threads
+    recipe = load_recipe(args.recipe, epochs=args.epochs, limit=args.limit, threads=args.threads)
     runs = []
     for cfg_path in args.configs:
         if Path(cfg_path).resolve() == Path(args.recipe).resolve():
             continue
-        cfg = {**recipe, **yaml.safe_load(Path(cfg_path).read_text())}
+        cfg = {**recipe, **load_recipe(cfg_path)}
         t0 = time.time()
         card = train(cfg, Path(args.data), Path(args.out), args.device, cfg_path)
         minutes = (time.time() - t0) / 60
@@ -59,8 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         })
         print(json.dumps(runs[-1]), flush=True)
     report = {
-        "runs": runs, "recipe": recipe, "device": args.device, "commit": git_commit(),
-        "command": "python -m training.run_experiments " + " ".join(sys.argv[1:]),
+        "runs": runs, "recipe": recipe, "device": args.device,
         "recipe_note": (f"All architectures trained with the same recipe: {recipe['epochs']} epochs, "
                         f"{recipe.get('optimizer')} one-cycle lr {recipe.get('lr')}, label smoothing "
                         f"{recipe.get('label_smoothing')}, on {args.device}"
@@ -68,8 +60,7 @@ def main(argv: list[str] | None = None) -> int:
                         + ". Checkpoints picked on PublicTest; PrivateTest scored once per model; "
                           "ms per face is batch 1 on this machine's CPU."),
     }
-    Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json_out).write_text(json.dumps(report, indent=2) + "\n")
+    provenance.write_report(args.json_out, report, "training.run_experiments", argv)
     return 0
 
 

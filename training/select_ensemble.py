@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +20,9 @@ import torch
 from core import settings
 from core.emotion.classifier import EmotionClassifier
 from core.emotion.card import ModelCard
-from training.calibration import fit_temperature
+from training import provenance
+from core.emotion.calibration import fit_temperature
 from training.data import load_faces
-from training.train_classifier import git_commit
 
 SPLIT = "PublicTest"
 
@@ -93,14 +92,11 @@ def main(argv: list[str] | None = None) -> int:
                       "path": path, "candidates": singles},
         "metrics": {SPLIT + ("" if args.labels == "fer2013" else f"/{args.labels}") + "+tta":
                     {"accuracy": path[-1]["accuracy"], "note": "validation split, used to choose the members"}},
-        "command": "python -m training.select_ensemble " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "commit": git_commit(),
     }
-    (root / f"{args.name}.json").write_text(json.dumps(card, indent=2) + "\n")
+    provenance.write_json(root / f"{args.name}.json", provenance.stamp(card, "training.select_ensemble", argv))
     report = {"split": SPLIT, "labels": args.labels, "candidates": singles, "path": path, "chosen": chosen,
               "temperature": temperature, "command": card["command"], "commit": card["commit"]}
-    Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json_out).write_text(json.dumps(report, indent=2) + "\n")
+    provenance.write_json(args.json_out, report)
     print(json.dumps({"path": path, "temperature": temperature}, indent=2))
     return 0
 

@@ -13,7 +13,6 @@ import copy
 import json
 import math
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,25 +21,18 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 
 import core.emotion.architectures  # noqa: F401  (registers EmoLens architectures with timm)
 from core.emotion.vocabulary import EMOTIONS
 from core.emotion.preprocess import normalize_batch, to_model_input
 from core import settings
+from training import provenance
 from training.data import FaceSplit, load_faces
+from training.recipe import load_recipe
 from training.tensor_augment import TensorAugment
 
 import timm
 from timm.utils import ModelEmaV3
-
-
-def git_commit() -> str:
-    try:
-        return subprocess.check_output(["git", "rev-parse", "HEAD"], text=True,
-                                       stderr=subprocess.DEVNULL).strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def prepare(split: FaceSplit, cfg: dict[str, Any]) -> np.ndarray:
@@ -244,7 +236,7 @@ def save(model: torch.nn.Module, cfg: dict[str, Any], out_dir: Path, history: li
          half: bool = False) -> dict[str, Any]:
     from safetensors.torch import save_file
 
-    from training.calibration import fit_temperature
+    from core.emotion.calibration import fit_temperature
 
     out_dir.mkdir(parents=True, exist_ok=True)
     logits = predict_logits(model, val_faces, cfg, "cpu")
@@ -278,10 +270,10 @@ def save(model: torch.nn.Module, cfg: dict[str, Any], out_dir: Path, history: li
                      "best_epoch": best["epoch"], "history": history},
         "metrics": {"PublicTest": {"accuracy": best["acc"],
                                    "note": "validation split, used to pick the checkpoint"}},
-        "command": f"python -m training.train_classifier --config {config_path}",
-        "commit": git_commit(),
     }
-    (out_dir / f"{cfg['name']}.json").write_text(json.dumps(card, indent=2) + "\n")
+    # `train` is also called by run_experiments, so the card names the config, not this process's argv.
+    provenance.stamp(card, "training.train_classifier", ["--config", config_path])
+    provenance.write_json(out_dir / f"{cfg['name']}.json", card)
     print(f"saved {weights_path} (best PublicTest {best['acc']:.4f} at epoch {best['epoch']}, "
           f"T={temperature:.3f})")
     return card
@@ -299,15 +291,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="fit the epoch count to this many minutes after epoch 1 (the card records it)")
     ap.add_argument("--half-weights", action="store_true", help="save fp16 weights (half the file size)")
     args = ap.parse_args(argv)
-    cfg = yaml.safe_load(Path(args.config).read_text())
-    if args.epochs is not None:
-        cfg["epochs"] = args.epochs
-    if args.limit is not None:
-        cfg["limit"] = args.limit
-    if args.time_budget_min is not None:
-        cfg["time_budget_min"] = args.time_budget_min
-    if args.half_weights:
-        cfg["half_weights"] = True
+    cfg = load_recipe(args.config, epochs=args.epochs, limit=args.limit, time_budget_min=args.time_budget_min,
+                      half_weights=args.half_weights or None)
     data = Path(args.data) if args.data else settings.get().data_dir / "fer2013" / "fer2013.npz"
     if not data.exists():
         print(f"FER-2013 not found at {data}; pass --data or set EMOLENS_DATA_DIR", file=sys.stderr)

@@ -18,8 +18,9 @@ import yaml
 
 from core import settings
 from core.detection.ultralytics_env import import_ultralytics
+from training import provenance
 from training.detector_splits import split_train
-from training.train_classifier import git_commit
+from training.recipe import load_recipe
 
 
 def write_dataset_yaml(data_dir: Path, work: Path, tune_fraction: float, seed: int) -> Path:
@@ -83,11 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="runs/detector")
     ap.add_argument("--weights-out", default=str(settings.get().weights_dir / "face_yolo.pt"))
     args = ap.parse_args(argv)
-    cfg = yaml.safe_load(Path(args.config).read_text())
-    if args.hours is not None:
-        cfg["hours"] = args.hours
-    if args.epochs is not None:
-        cfg["epochs"] = args.epochs
+    cfg = load_recipe(args.config, hours=args.hours, epochs=args.epochs)
     YOLO = import_ultralytics().YOLO
     ensure_results_reader()
 
@@ -115,14 +112,13 @@ def main(argv: list[str] | None = None) -> int:
         "selected_on": "faces val split (Ultralytics best.pt, fitness = 0.1 mAP50 + 0.9 mAP50-95)",
         "recipe": cfg, "device": args.device, "epochs_completed": len(history),
         "history_val_all_faces": history, "train_minutes": round((time.time() - t0) / 60, 1),
-        "commit": git_commit(),
-        "command": "python -m training.train_detector " + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
     }
+    provenance.stamp(card, "training.train_detector", argv)
     card_path = target.with_suffix(".json")
     if card_path.exists():  # keep measured figures written by evaluate_detector
         old = json.loads(card_path.read_text())
         card = {**{k: v for k, v in old.items() if k in ("metrics", "default_threshold", "default_detector_reason")}, **card}
-    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    provenance.write_json(card_path, card)
     print(f"Saved {target} ({target.stat().st_size / 1e6:.1f} MB) and {card_path}")
     return 0
 

@@ -6,6 +6,7 @@ The pieces, each its own module so a worker imports only what it runs:
   engines call it, so they give the same rows.
 - `engine`: `LocalEngine` (this process) and `run_batch`, which ties input, engine and output together;
   `ray_engine`: `RayEngine` (optional extra) on a Ray actor pool with one pipeline per actor.
+- `schema`: the row's columns, their order and types, declared once for writers, readers and pages.
 - `output`: a CSV or a folder of Parquet shards, plus the journal that makes reruns resume.
 - `results`: reading a results file back for the Batch Results page.
 """

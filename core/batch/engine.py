@@ -19,21 +19,16 @@ from typing import Any, Callable, Iterator, Protocol
 
 from core.analysis import ImageAnalysis, analyze_bytes
 from core.archive import ArchiveLimits
-from core.batch.inputs import BatchError, BatchInput, BatchItem, InputSpec, ItemReader, UnreadableFile, open_input
-from core.batch.output import completed_files, open_sink, output_format
-from core.batch.work import (BATCH_COLUMNS, NO_FACE, AnalysisFailed, BatchConfig, FileResult, StageTimes,
-                             analysis_rows, process_batch, process_item)
+from core.batch.inputs import InputSpec, ItemReader, open_input
+from core.batch.output import open_sink, output_format
+from core.batch.work import AnalysisFailed, BatchConfig, FileResult, StageTimes, process_batch
+from core.pipeline import EmotionPipeline
 from core.validation import ImageRejected
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BATCH_COLUMNS", "NO_FACE", "AnalysisFailed", "BatchConfig", "BatchError", "BatchInput", "BatchItem",
-           "BatchJob", "BatchSummary", "Engine", "FileResult", "LocalEngine", "StageTimes", "UnreadableFile",
-           "analysis_rows", "analyze_payload", "completed_files", "make_engine", "open_input", "output_format",
-           "process_batch", "process_item", "run_batch"]
 
-
-def analyze_payload(pipeline: Any, name: str, payload: bytes | ImageRejected) -> ImageAnalysis:
+def analyze_payload(pipeline: EmotionPipeline, name: str, payload: bytes | ImageRejected) -> ImageAnalysis:
     """`analyze_bytes` that never raises (the API's per-file path): a failure becomes an error result."""
     if isinstance(payload, ImageRejected):
         return ImageAnalysis(file=name, error_code=payload.code, error=payload.message)
@@ -41,7 +36,7 @@ def analyze_payload(pipeline: Any, name: str, payload: bytes | ImageRejected) ->
         return analyze_bytes(pipeline, name, payload)
     except Exception:  # a bug or resource failure on one file must not stop a batch; logged without content
         log.exception("analysis failed on a %d-byte file", len(payload))
-        err = AnalysisFailed("The image passed validation but could not be analysed (an internal error).")
+        err = AnalysisFailed()
         return ImageAnalysis(file=name, error_code=err.code, error=err.message)
 
 
@@ -91,7 +86,7 @@ class LocalEngine:
     """One pipeline in this process, batch after batch. `threads` sets torch's intra-op threads (0: torch's
     default, one per core); on a busy machine 1 is faster, as OpenMP's spin-waits fight the other load."""
 
-    def __init__(self, pipeline: Any | None = None, threads: int = 0) -> None:
+    def __init__(self, pipeline: EmotionPipeline | None = None, threads: int = 0) -> None:
         self._pipeline = pipeline
         self.threads = threads
 

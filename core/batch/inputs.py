@@ -10,11 +10,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Iterator
 
 from core import settings
-from core.errors import UserFacingError
 from core.archive import ArchiveLimits, SafeZip, is_image_name, is_zip_file
+from core.errors import UserFacingError
 from core.validation import ImageRejected
 
 VIDEO_SUFFIXES = frozenset(f".{ext}" for ext in settings.VIDEO_FORMATS)
@@ -107,12 +106,6 @@ class BatchInput:
         if self._reader is None:
             self._reader = ItemReader(self.spec)
         return self._reader
-
-    def items(self, skip: Iterable[str] = ()) -> Iterator[BatchItem]:
-        done = set(skip)
-        for name in self.names:
-            if name not in done:
-                yield self.reader.read(name)
 
     def close(self) -> None:
         if self._reader is not None:

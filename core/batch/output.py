@@ -9,6 +9,11 @@ CSV back to the committed size (dropping rows of a batch that was being written 
 or deletes shards that no line names, and skips every committed file. A kill loses at most the batches
 not yet committed, and every input appears exactly once when the job finishes. Appending one line per
 batch keeps the cost flat however many files a job has (a rewritten manifest would grow with the job).
+
+Without its journal an output is not one to resume: a CSV with rows, or a folder holding Parquet files, is
+refused with a plain message (choose another --out) and left as it is. Only a missing or empty CSV, or one
+holding just our header (a run killed before its first journal line), starts a new run. Columns and their
+types come from `core.batch.schema`.
 """
 from __future__ import annotations
 
@@ -17,10 +22,11 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from core.batch.inputs import BatchError
-from core.batch.work import BATCH_COLUMNS, FileResult
+from core.batch.schema import BATCH_COLUMNS, arrow_schema
+from core.batch.work import FileResult
 
 FORMATS = {".csv": "csv", ".parquet": "parquet"}
 
@@ -63,38 +69,6 @@ class Journal:
             os.fsync(fh.fileno())
 
 
-def _repair_tail(path: Path) -> None:
-    """Drop a half-written last line (the process was killed mid-write) so appends stay well-formed."""
-    with open(path, "rb+") as fh:
-        fh.seek(0, os.SEEK_END)
-        size = fh.tell()
-        if size == 0:
-            return
-        fh.seek(size - 1)
-        if fh.read(1) == b"\n":
-            return
-        back = min(size, 1 << 20)
-        fh.seek(size - back)
-        cut = fh.read(back).rfind(b"\n")
-        fh.truncate(size - back + cut + 1 if cut >= 0 else 0)
-
-
-def completed_files(out: Path) -> set[str]:
-    """Names already in a results CSV that has no journal (written before journals existed)."""
-    if not out.exists() or out.stat().st_size == 0:
-        return set()
-    _repair_tail(out)
-    with open(out, newline="", encoding="utf-8") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if header is None:
-            return set()
-        if header != BATCH_COLUMNS:
-            raise BatchError(f"{out} exists but is not an EmoLens batch results file of this version (different "
-                             "columns); choose another --out or move it away.")
-        return {row[0] for row in reader if row}
-
-
 def csv_text(rows: list[dict[str, Any]], header: bool = False) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=BATCH_COLUMNS, lineterminator="\n")
@@ -105,17 +79,12 @@ def csv_text(rows: list[dict[str, Any]], header: bool = False) -> str:
     return buf.getvalue()
 
 
-class ResultSink(Protocol):
-    """Receives finished files; `commit` makes everything written so far survive a crash."""
-
-    done: set[str]
-    pending: list[str]
-
-    def write(self, result: FileResult) -> bool: ...
-
-    def commit(self) -> None: ...
-
-    def close(self) -> None: ...
+def _empty_or_just(path: Path, header: bytes) -> bool:
+    """True for an empty file or one holding only `header`: nothing a new run would overwrite."""
+    if not path.is_file():
+        return False
+    with open(path, "rb") as fh:
+        return fh.read(len(header) + 1) in (b"", header)
 
 
 class _Sink:
@@ -168,12 +137,14 @@ class CsvSink(_Sink):
             for r in records:
                 self.done.update(r["files"])
         else:
-            legacy = completed_files(out)  # refuses a foreign CSV before anything is written
+            header = csv_text([], header=True).encode()
+            if out.exists() and not _empty_or_just(out, header):
+                raise BatchError(f"{out} exists but is not an EmoLens batch results file that can be resumed (it "
+                                 f"has no progress journal {self.journal.path.name} beside it); choose another "
+                                 "--out or move it away.")
             out.parent.mkdir(parents=True, exist_ok=True)
-            if not out.exists() or out.stat().st_size == 0:
-                out.write_text(csv_text([], header=True), encoding="utf-8")
-            self.done = legacy
-            self.journal.append({"files": sorted(legacy), "csv_bytes": out.stat().st_size})
+            out.write_bytes(header)
+            self.journal.append({"files": [], "csv_bytes": len(header)})
         self._fh = open(out, "a", newline="", encoding="utf-8")  # noqa: SIM115 (closed in close())
 
     def write(self, result: FileResult) -> bool:
@@ -192,15 +163,6 @@ class CsvSink(_Sink):
 
     def close(self) -> None:
         self._fh.close()
-
-
-def parquet_schema() -> Any:
-    """Fixed column types, so every shard has the same schema (a shard without errors still has them)."""
-    import pyarrow as pa
-
-    types = {"file": pa.string(), "frame": pa.int64(), "face": pa.int64(), "emotion": pa.string(),
-             "error": pa.string(), "error_code": pa.string()}
-    return pa.schema([(c, types.get(c, pa.float64())) for c in BATCH_COLUMNS])
 
 
 class ParquetSink(_Sink):
@@ -231,7 +193,7 @@ class ParquetSink(_Sink):
             self.done.update(r["files"])
         self._seq = 1 + max((int(s[5:11]) for s in shards), default=0)
         self._rows: list[dict[str, Any]] = []
-        self._schema = parquet_schema()
+        self._schema = arrow_schema()
 
     def write(self, result: FileResult) -> bool:
         if not self._accept(result.name):

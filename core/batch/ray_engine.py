@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Iterator
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
@@ -21,12 +22,15 @@ from core import settings
 from core.batch.inputs import BatchError, InputSpec, ItemReader
 from core.batch.work import BatchConfig, FileResult, process_batch
 
+if TYPE_CHECKING:
+    from core.batch.engine import BatchJob
+
 MISSING = ("The Ray engine needs the optional scale-out packages. Install them with "
            "`pip install -r requirements-scale.txt` (ray[data] and a pyarrow that works with numpy 1.26), "
            "or use --engine local.")
 
 
-def import_ray() -> Any:
+def import_ray() -> ModuleType:
     """`ray` with Ray Data, or a BatchError that says how to install it."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     try:
@@ -75,7 +79,7 @@ class RayEngine:
         self.workers = max(1, workers or 1)
         self.worker_cpus = worker_cpus
 
-    def _start(self, ray: Any) -> bool:
+    def _start(self, ray: ModuleType) -> bool:
         """Start or join Ray; True when this engine started it (and so must stop it)."""
         if ray.is_initialized():
             return False
@@ -97,7 +101,7 @@ class RayEngine:
                      **common)
         return True
 
-    def actor_cpus(self, ray: Any) -> float:
+    def actor_cpus(self, ray: ModuleType) -> float:
         """CPUs reserved per actor. On a cluster one each; on a small machine less, leaving room for
         Ray Data's own tasks: 2 actors at 1 CPU each on 2 CPUs wait forever on resources (measured)."""
         if self.worker_cpus:
@@ -105,7 +109,7 @@ class RayEngine:
         cpus = float(ray.cluster_resources().get("CPU", 1))
         return 1.0 if cpus >= self.workers + 1 else max(0.1, round((cpus - 0.5) / self.workers, 2))
 
-    def run(self, job: Any, config: BatchConfig) -> Iterator[FileResult]:
+    def run(self, job: BatchJob, config: BatchConfig) -> Iterator[FileResult]:
         ray = self.ray
         started = self._start(ray)
         try:

@@ -2,7 +2,9 @@
 
 A results file is whatever `python -m core batch` wrote: a CSV, one Parquet file, or a folder of Parquet
 shards. Anything else (wrong columns, not a table, empty) becomes a `ResultsError` with a plain message,
-so the page never shows a traceback. Aggregates are small DataFrames the page charts and offers as CSVs.
+so the page never shows a traceback. Columns come back in `core.batch.schema`'s order and types (text:
+str or None; whole numbers: pandas' nullable Int64; decimals: float64) whichever format they came from.
+Aggregates are small DataFrames the page charts and offers as CSVs.
 """
 from __future__ import annotations
 
@@ -13,12 +15,11 @@ from pathlib import Path, PurePosixPath
 import pandas as pd
 
 from core import settings
-from core.batch.work import BATCH_COLUMNS, NO_FACE
+from core.batch.schema import BATCH_COLUMNS, COLUMNS, NO_FACE, Column
 from core.emotion.vocabulary import EMOTIONS
 from core.errors import UserFacingError
 
 REQUIRED = ("file", "face", "emotion", "confidence", "error")  # the columns every version has written
-NUMERIC = ("frame", "t_s", "face", "x1", "y1", "x2", "y2", "score", "confidence", *(f"p_{e}" for e in EMOTIONS))
 TOP_LEVEL = "(top level)"
 MAKE_ONE = "Results come from `python -m core batch INPUT --out results.csv` (or `.parquet`)."
 
@@ -70,13 +71,8 @@ def validate(table: pd.DataFrame, source: str) -> BatchResults:
         raise ResultsError(f"{source} is not an EmoLens batch results file: it has no {', '.join(missing)} "
                            f"column{'s' if len(missing) > 1 else ''}. {MAKE_ONE}")
     table = table.reindex(columns=[*BATCH_COLUMNS, *[c for c in table.columns if c not in BATCH_COLUMNS]])
-    for col in NUMERIC:
-        values = pd.to_numeric(table[col], errors="coerce")
-        if (values.isna() & table[col].notna() & (table[col].astype(str).str.strip() != "")).any():
-            raise ResultsError(f"The {col} column of {source} holds values that are not numbers. {MAKE_ONE}")
-        table[col] = values
-    for col in ("file", "emotion", "error", "error_code"):
-        table[col] = table[col].where(table[col].notna() & (table[col].astype(str) != ""), None)
+    for col in COLUMNS:
+        table[col.name] = _typed_column(table[col.name], col, source)
     if table["file"].isna().any():
         raise ResultsError(f"Some rows of {source} have no file name. {MAKE_ONE}")
     unknown = set(table["emotion"].dropna()) - set(EMOTIONS)
@@ -85,6 +81,20 @@ def validate(table: pd.DataFrame, source: str) -> BatchResults:
         raise ResultsError(f"{source} names emotions EmoLens does not know ({named}). {MAKE_ONE}")
     table["folder"] = [folder_of(f) for f in table["file"]]
     return BatchResults(table.reset_index(drop=True), source)
+
+
+def _typed_column(values: pd.Series, col: Column, source: str) -> pd.Series:
+    """One column as its schema type; blanks (empty text, NaN) become missing."""
+    if col.dtype == "string":
+        return values.astype(object).where(values.notna() & (values.astype(str) != ""), None)
+    numbers = pd.to_numeric(values, errors="coerce")
+    if (numbers.isna() & values.notna() & (values.astype(str).str.strip() != "")).any():
+        raise ResultsError(f"The {col.name} column of {source} holds values that are not numbers. {MAKE_ONE}")
+    if col.dtype == "float":
+        return numbers.astype("float64")
+    if (numbers.dropna() % 1 != 0).any():
+        raise ResultsError(f"The {col.name} column of {source} holds values that are not whole numbers. {MAKE_ONE}")
+    return numbers.astype("Int64")
 
 
 def folder_of(name: str) -> str:

@@ -11,29 +11,33 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from pathlib import Path
+from typing import Any
 
-import cv2
 import numpy as np
 
 from core import settings
-from core.analysis import ImageAnalysis, results_table
+from core.analysis import ImageAnalysis, face_rows
 from core.batch.inputs import BatchItem, UnreadableFile
-from core.pipeline import FaceResult
+from core.batch.schema import NO_FACE, batch_row
+from core.detection import Detection
+from core.emotion.classifier import EmotionClassifier
 from core.errors import UserFacingError
-from core.validation import FileTooLarge, ImageRejected, validate_image_bytes
+from core.live.video_io import FrameSampler, VideoRejected
+from core.pipeline import EmotionPipeline, FaceResult
+from core.validation import ImageRejected, file_too_large, validate_image_bytes
 
 log = logging.getLogger(__name__)
 
-# One row per face: the CLI/API contract flattened (box, score, emotion, confidence, probs), with `file`
-# first, `frame`/`t_s` for video frames (blank for images), then the error message and a stable code.
-_TABLE = list(results_table([]).columns)
-BATCH_COLUMNS: list[str] = ["file", "frame", "t_s", *_TABLE[1:], "error_code"]
-NO_FACE = "no_face"
-
 
 class AnalysisFailed(ImageRejected):
+    """A file that passed validation but whose analysis failed (a bug or a resource failure, logged)."""
+
     code = "analysis_failed"
+
+    def __init__(self, message: str = "The image passed validation but could not be analysed "
+                                      "(an internal error).", code: str | None = None) -> None:
+        super().__init__(message, code)
 
 
 @dataclass(frozen=True)
@@ -46,9 +50,7 @@ class BatchConfig:
     fps: float = field(default_factory=lambda: settings.get().batch_video_fps)  # video frames sampled per second (0: every frame)
     batch_size: int = field(default_factory=lambda: settings.get().batch_size)  # files per batch: one classifier pass, one committed flush
 
-    def make_pipeline(self) -> Any:
-        from core.pipeline import EmotionPipeline
-
+    def make_pipeline(self) -> EmotionPipeline:
         return EmotionPipeline.create(self.detector, self.threshold, self.model)
 
 
@@ -92,19 +94,11 @@ class FileResult:
 
 def analysis_rows(analysis: ImageAnalysis, frame: int | None = None, t_s: float | None = None
                   ) -> list[dict[str, Any]]:
-    """One `BATCH_COLUMNS` row per face (a single row for an error or a faceless file), CSV-ready."""
-    table = results_table([analysis])
-    table["error_code"] = analysis.error_code if not analysis.ok else (None if analysis.faces else NO_FACE)
-    if analysis.faces:
-        table["face"] = table["face"].astype(int)
-        table["frame"], table["t_s"] = frame, t_s
-    rows = table.reindex(columns=BATCH_COLUMNS).to_dict("records")
-    # pandas turns None into NaN in numeric columns; the contract says blank (None; JSON null)
-    rows = [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()} for row in rows]
-    for row in rows:
-        if row["frame"] is not None:
-            row["frame"] = int(row["frame"])
-    return rows
+    """One batch row per face (a single row for an error or a faceless file): the per-face rows of
+    `core.analysis` plus the frame and time of a video frame and the stable error code."""
+    code = analysis.error_code if not analysis.ok else (None if analysis.faces else NO_FACE)
+    video = {"frame": frame, "t_s": t_s} if analysis.faces else {}
+    return [batch_row({**row, **video, "error_code": code}) for row in face_rows(analysis)]
 
 
 def error_result(name: str, error: UserFacingError, times: StageTimes | None = None) -> FileResult:
@@ -114,7 +108,7 @@ def error_result(name: str, error: UserFacingError, times: StageTimes | None = N
 
 # ---- reading and decoding --------------------------------------------------------------------------
 
-def read_file(path: Any, max_bytes: int) -> bytes | ImageRejected:
+def read_file(path: Path, max_bytes: int) -> bytes | ImageRejected:
     """Bytes of one file, or a typed rejection (missing, a folder, a device, too large, unreadable)."""
     try:
         st = path.stat()
@@ -127,8 +121,7 @@ def read_file(path: Any, max_bytes: int) -> bytes | ImageRejected:
     if not path.is_file():
         return UnreadableFile(f"{path} is not a regular file (a device or pipe).")
     if st.st_size > max_bytes:
-        return FileTooLarge(f"The file is {st.st_size / 1e6:.1f} MB; the limit is "
-                            f"{max_bytes / 1e6:.0f} MB per file. Please resize or compress it.")
+        return file_too_large(st.st_size, max_bytes, per="file")
     try:
         return path.read_bytes()
     except OSError as exc:
@@ -146,41 +139,13 @@ def item_payload(item: BatchItem) -> bytes | ImageRejected:
     return UnreadableFile("No data for this file.")
 
 
-def sample_video_frames(data: bytes, fps: float) -> Iterator[tuple[int, float, np.ndarray]]:
-    """(frame index, time in s, RGB frame) at about `fps` frames per second of video, decoded in memory.
-
-    Uses `core.live.video_io.open_video`, so the app's video limits (size, pixels, length) apply and its plain
-    `VideoRejected` messages come out. Frames between samples are grabbed, not converted.
-    """
-    from core.live.video_io import VideoRejected, open_video
-
-    video, info = open_video(data)
-    rate = info.fps or 25.0
-    step = 1.0 if fps <= 0 or fps >= rate else rate / fps
-    max_frames = int(settings.get().video_max_seconds * rate)
-    index, next_pick, found = 0, 0.0, 0
-    try:
-        while index < max_frames and video.cap.grab():
-            if index >= int(next_pick + 0.5):
-                ok, bgr = video.cap.retrieve()
-                if ok:
-                    found += 1
-                    yield index, round(index / rate, 3), cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                next_pick += step
-            index += 1
-    finally:
-        video.release()
-    if not found:
-        raise VideoRejected("No frame of this video could be decoded.", code="no_frames")
-
-
 # ---- the batch -------------------------------------------------------------------------------------
 
 @dataclass
 class _Frame:
     index: int | None
     t_s: float | None
-    boxes: list[Any]
+    boxes: list[Detection]
     probs: list[np.ndarray] = field(default_factory=list)
 
 
@@ -195,8 +160,8 @@ class _FileWork:
 class _CropQueue:
     """Face crops waiting for one batched classifier pass; probabilities go back to their frames."""
 
-    def __init__(self, classifier: Any, files: list[_FileWork]) -> None:
-        self.classifier, self.files = classifier, files
+    def __init__(self, classifier: EmotionClassifier) -> None:
+        self.classifier = classifier
         self.crops: list[np.ndarray] = []
         self.owners: list[tuple[_FileWork, _Frame]] = []
 
@@ -215,8 +180,7 @@ class _CropQueue:
         except Exception:  # one bad batch must not stop the run: its files get an error row
             log.exception("classification failed for %d faces", len(self.crops))
             for work, _ in self.owners:
-                work.error = AnalysisFailed("The image passed validation but could not be analysed "
-                                            "(an internal error).")
+                work.error = AnalysisFailed()
             probs = [None] * len(self.crops)
         spent = time.perf_counter() - t0
         for (work, frame), p in zip(self.owners, probs):
@@ -225,7 +189,7 @@ class _CropQueue:
         self.crops, self.owners = [], []
 
 
-def _detect_frame(pipeline: Any, work: _FileWork, queue: _CropQueue, image: np.ndarray,
+def _detect_frame(pipeline: EmotionPipeline, work: _FileWork, queue: _CropQueue, image: np.ndarray,
                   index: int | None, t_s: float | None) -> None:
     t0 = time.perf_counter()
     detections = pipeline.detector.detect(image)
@@ -236,10 +200,8 @@ def _detect_frame(pipeline: Any, work: _FileWork, queue: _CropQueue, image: np.n
         queue.add(work, frame, pipeline.classifier.crop(image, d.box))
 
 
-def _decode_and_detect(pipeline: Any, work: _FileWork, queue: _CropQueue, fps: float) -> None:
+def _decode_and_detect(pipeline: EmotionPipeline, work: _FileWork, queue: _CropQueue, fps: float) -> None:
     """Fill `work.frames` (and the crop queue) for one file, or set `work.error`."""
-    from core.live.video_io import VideoRejected
-
     t0 = time.perf_counter()
     payload = item_payload(work.item)
     if isinstance(payload, ImageRejected):
@@ -256,19 +218,16 @@ def _decode_and_detect(pipeline: Any, work: _FileWork, queue: _CropQueue, fps: f
             work.times.decode += time.perf_counter() - t0
         _detect_frame(pipeline, work, queue, image, None, None)
         return
-    frames = sample_video_frames(payload, fps)
-    while True:
-        t0 = time.perf_counter()
-        try:
-            index, t_s, rgb = next(frames)
-        except StopIteration:
-            break
-        except VideoRejected as exc:
-            work.error = exc
-            break
-        finally:
+    try:
+        frames = iter(FrameSampler(payload, fps=fps))
+        while (frame := next(frames, None)) is not None:
             work.times.decode += time.perf_counter() - t0
-        _detect_frame(pipeline, work, queue, rgb, index, t_s)
+            _detect_frame(pipeline, work, queue, frame.rgb, frame.index, round(frame.t_s, 3))  # t_s: ms
+            t0 = time.perf_counter()
+    except VideoRejected as exc:
+        work.error = exc
+    finally:
+        work.times.decode += time.perf_counter() - t0
 
 
 def _file_result(work: _FileWork, classes: tuple[str, ...]) -> FileResult:
@@ -288,23 +247,19 @@ def _file_result(work: _FileWork, classes: tuple[str, ...]) -> FileResult:
     return FileResult(name, rows, ok=True, faces=faces, times=work.times)
 
 
-def process_batch(pipeline: Any, items: list[BatchItem], config: BatchConfig | None = None) -> list[FileResult]:
+def process_batch(pipeline: EmotionPipeline, items: list[BatchItem], config: BatchConfig | None = None
+                  ) -> list[FileResult]:
     """All the work for a list of files: the unit an engine distributes. Never raises for a bad file."""
     config = config or BatchConfig()
     files = [_FileWork(item) for item in items]
-    queue = _CropQueue(pipeline.classifier, files)
+    queue = _CropQueue(pipeline.classifier)
     for work in files:
         try:
             _decode_and_detect(pipeline, work, queue, config.fps)
         except Exception:  # a bug or native failure on one file is logged without its content
             log.exception("analysis failed on %s", "a video" if work.item.is_video else "an image")
-            work.error = AnalysisFailed("The image passed validation but could not be analysed "
-                                        "(an internal error).")
+            work.error = AnalysisFailed()
     queue.flush()
     classes = tuple(pipeline.classifier.classes)
     return [_file_result(work, classes) for work in files]
 
-
-def process_item(pipeline: Any, item: BatchItem, config: BatchConfig | None = None) -> FileResult:
-    """One file alone (a batch of one)."""
-    return process_batch(pipeline, [item], config)[0]

@@ -10,23 +10,25 @@ folders, COCO-style JSON, and Label Studio tasks with our predictions as pre-ann
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import re
 import uuid
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import cv2
 import numpy as np
 
 from core import settings
-from core.errors import UserFacingError
+from core.archive import write_zip
+from core.datasets.labelled import COLUMNS, NOT_A_FACE, Box, LabelledFace, LabelledSet, write_labels_zip
 from core.emotion.vocabulary import EMOTIONS
-from core.datasets.labelled import (COLUMNS, NOT_A_FACE, Box, LabelledFace, LabelledSet, check_member_name,
-                           write_labels_zip)
+from core.errors import UserFacingError
+
+if TYPE_CHECKING:  # torch, OpenCV models: loaded by the caller, only named here
+    from core.emotion.classifier import EmotionClassifier
+    from core.pipeline import EmotionPipeline
 
 THUMB_SIDE = 112
 
@@ -132,7 +134,7 @@ class AnnotationSession:
         self.digests[hashlib.sha256(data).hexdigest()] = file
         return file
 
-    def add_image(self, name: str, data: bytes, pipeline: Any) -> AddResult:
+    def add_image(self, name: str, data: bytes, pipeline: EmotionPipeline) -> AddResult:
         """Validate, detect and pre-label one uploaded image (same path as Upload and Predict)."""
         from core.analysis import analyze_bytes
 
@@ -149,7 +151,7 @@ class AnnotationSession:
         self.changes += 1
         return AddResult(file=file, faces=len(result.faces), notes=result.notes)
 
-    def add_labelled(self, labelled: LabelledSet, classifier: Any | None = None) -> AddResult:
+    def add_labelled(self, labelled: LabelledSet, classifier: EmotionClassifier | None = None) -> AddResult:
         """Carry on a review from an exported zip (or any labelled set): rows keep their labels and state.
 
         Rows without a prediction (a hand-made set) are pre-labelled by `classifier` when given.
@@ -194,7 +196,7 @@ class AnnotationSession:
         self.changes += 1
         return AddResult(file="labelled set", faces=len(rows), notes=notes)
 
-    def add_face(self, file: str, box: Sequence[float], classifier: Any) -> ReviewFace:
+    def add_face(self, file: str, box: Sequence[float], classifier: EmotionClassifier) -> ReviewFace:
         """A face the detector missed, drawn or typed by the person; the model pre-labels it too."""
         from core.validation import validate_image_bytes
 
@@ -313,23 +315,20 @@ class AnnotationSession:
     def labelled_faces(self) -> list[ReviewFace]:
         return [f for f in self.faces if f.reviewed and f.emotion not in (None, NOT_A_FACE)]
 
-    def export_crops_zip(self, classifier: Any) -> bytes:
+    def export_crops_zip(self, classifier: EmotionClassifier) -> bytes:
         """Reviewed face crops as `<emotion>/<image>_<face id>.png`, framed by `classifier.crop` (readable by
         `core.datasets.labelled` too)."""
         from core.validation import validate_image_bytes
 
-        buf = io.BytesIO()
-        decoded: dict[str, np.ndarray] = {}
-        with zipfile.ZipFile(buf, "w") as zf:
+        def crops() -> Iterator[tuple[str, bytes]]:
+            decoded: dict[str, np.ndarray] = {}
             for f in self.labelled_faces():
                 if f.file not in decoded:
                     decoded[f.file] = validate_image_bytes(self.images[f.file]).image
                 img = decoded[f.file]
                 crop = img if f.box is None else classifier.crop(img, f.box)
-                name = f"{f.emotion}/{PurePosixPath(f.file).stem}_{f.id}.png"
-                check_member_name(name)
-                zf.writestr(name, _png(crop))
-        return buf.getvalue()
+                yield f"{f.emotion}/{PurePosixPath(f.file).stem}_{f.id}.png", _png(crop)
+        return write_zip(crops())
 
     def _box(self, f: ReviewFace) -> Box:
         w, h = self.sizes[f.file]

@@ -1,47 +1,55 @@
 """The labelled-set format: the one reader (and writer) for faces whose true emotion a person set.
 
-Every consumer goes through `read_labelled`: the Annotate page (to carry on a review), Model Comparison's
-"evaluate on your own data", the fairness page's "audit your own data" and `training.finetune`. So a set
-annotated in the app is evaluated, audited and trained on without conversion.
+Every consumer goes through `read_labelled` (or `read_uploads` for a page's loose files): the Annotate page
+(to carry on a review), Model Comparison's "evaluate on your own data", the Fairness Audit ("audit your
+own data" and `training.audit_fairness --data`) and fine-tuning. So a set annotated in the app is
+evaluated, audited and trained on without conversion, and every rule below holds for all of them.
 
-Accepted inputs (bytes of a zip, or a path to a zip, a folder or a `labels.csv`):
+Accepted inputs (bytes of a zip, a path to a zip, a folder or a CSV, or uploaded files):
 
 1. **labels.csv + images** (what the Annotate page exports). Columns, case-insensitive:
 
    ``file, x1, y1, x2, y2, emotion, reviewed, predicted, confidence`` + any extra columns (for example
-   ``group`` or ``subject``), kept as strings in `LabelledFace.extra`.
+   ``gender``, ``source`` or a subject column, see `SUBJECT_COLUMNS`), kept as strings in `LabelledFace.extra`.
 
-   - `file`: path of the image inside the zip/folder, relative to `labels.csv`.
+   - `file`: path of the image relative to the CSV; a browser upload loses folders, so a name that is
+     not found falls back to the one image with that base name.
    - `x1..y2`: the face box in pixels of the EXIF-oriented image. Blank (or columns absent) means the
      image *is* the face crop.
-   - `emotion`: the true label; blank while unreviewed; ``not_a_face`` marks a false detection.
+   - `emotion`: the true label (common synonyms accepted, see `ALIASES`); blank while unreviewed;
+     ``not_a_face`` (also "not a face", "not-a-face", "notaface") marks a false detection.
    - `reviewed`: 1/0 (true/false, yes/no). Absent column: every labelled row counts as reviewed, so a
      hand-made spreadsheet is ground truth.
    - `predicted`, `confidence`: the model's pre-label, kept so a review can carry on.
 
-   Images without rows are part of the set (a reviewed image with no face).
+   The table is `labels.csv` (the shallowest one), else the only CSV. It may be at most
+   `settings.labels_csv_max_bytes`. Images without rows are part of the set (a reviewed image with no face).
 2. **Class folders**: ``<emotion>/<image>`` (optionally under one top folder), each image a face crop;
    no boxes. This is also what the Annotate page's "crops" export writes.
 
-Errors are one `LabelledSetError` listing every problem in plain words, each naming the `labels.csv` line
-(the header is line 1) or the file: missing images, unknown emotion names, boxes outside the image,
-duplicate rows, unreadable images, a file that is not a zip.
+Every image must be one we can read; a row needs an image of the set, a box inside it, a known emotion,
+a valid reviewed flag and must not repeat an earlier row's image and box. `strict=True` (Annotate,
+evaluation, fine-tuning) refuses a set with any problem in one `LabelledSetError` that lists them;
+`strict=False` (the fairness audit) leaves those rows out and keeps each as a `LabelledProblem` naming its
+CSV line (the header is line 1) or file. Problems with the whole set (not a zip, no `file`/`emotion`
+column, an oversized CSV) are refused either way. Zips are read only through `core.archive.SafeZip`, and
+images are read when used, so a folder of thousands of photos is never held in memory at once.
 """
 from __future__ import annotations
 
 import csv
 import io
-import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from core import settings
-from core.errors import UserFacingError
+from core.archive import ArchiveError, SafeZip, is_image_name, is_zip, write_zip
 from core.emotion.vocabulary import EMOTIONS
-from core.validation import sniff_format
+from core.errors import UserFacingError
+from core.validation import ImageRejected, sniff_format
 
 Box = tuple[float, float, float, float]
 Cropper = Callable[[np.ndarray, Box], np.ndarray]  # a classifier's `crop`: image, box -> face
@@ -50,15 +58,34 @@ LABELS_FILE = "labels.csv"
 NOT_A_FACE = "not_a_face"
 BOX_COLUMNS = ("x1", "y1", "x2", "y2")
 COLUMNS = ("file", *BOX_COLUMNS, "emotion", "reviewed", "predicted", "confidence")
+# Columns that name the person in a photo, so splits and resampling keep one person's photos together.
+SUBJECT_COLUMNS = ("subject", "subject_id", "identity", "person", "person_id", "participant")
 BOX_TOLERANCE_PX = 1.0  # rounding in exported boxes must not turn an edge face into an error
 MAX_LISTED_PROBLEMS = 10
 
 # Names other datasets use for the same classes (FER+, AffectNet, RAF-DB, spreadsheets).
-ALIASES = {"anger": "angry", "disgusted": "disgust", "fearful": "fear", "scared": "fear",
+ALIASES = {"anger": "angry", "disgusted": "disgust", "fearful": "fear", "afraid": "fear", "scared": "fear",
            "happiness": "happy", "joy": "happy", "sadness": "sad", "surprised": "surprise",
            "not a face": NOT_A_FACE, "not-a-face": NOT_A_FACE, "notaface": NOT_A_FACE}
 _TRUE = {"1", "true", "yes", "y", "t"}
 _FALSE = {"0", "false", "no", "n", "f", ""}
+
+
+@dataclass(frozen=True)
+class LabelledProblem:
+    """One row (or file) that cannot be used, and why, in words a person can act on."""
+
+    message: str
+    line: int | None = None  # line of the labels CSV (the header is line 1); None: a file, not a row
+    file: str = ""
+    csv_name: str = LABELS_FILE
+
+    def __str__(self) -> str:
+        if self.line is not None:
+            where = f"{self.csv_name} line {self.line}" + (f" ({self.file})" if self.file else "")
+        else:
+            where = f"'{self.file}'" if self.file else self.csv_name
+        return f"{where}: {self.message}"
 
 
 class LabelledSetError(UserFacingError):
@@ -66,14 +93,14 @@ class LabelledSetError(UserFacingError):
 
     code = "invalid_labelled_set"
 
-    def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
+    def __init__(self, message: str, problems: Sequence[LabelledProblem] = ()) -> None:
         super().__init__(message)
-        self.problems = list(problems) or [message]
+        self.problems = list(problems)
 
 
 @dataclass
 class LabelledFace:
-    """One face of a labelled set. `box` None: the whole image is the face crop."""
+    """One face of a labelled set. `box` None: the whole image is the face crop. `line`: its CSV line."""
 
     file: str
     box: Box | None
@@ -82,6 +109,7 @@ class LabelledFace:
     predicted: str | None = None
     confidence: float | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    line: int | None = field(default=None, compare=False)
 
     @property
     def is_face(self) -> bool:
@@ -95,16 +123,34 @@ class LabelledFace:
 
 @dataclass
 class LabelledSet:
-    """Images (name -> original bytes) and their face rows; `extra_columns` keeps the user's order."""
+    """Images (name -> original bytes, read when used) and their face rows; `extra_columns` keeps the
+    user's order. `problems`: what tolerant reading left out. `has_boxes`: the CSV has box columns."""
 
-    images: dict[str, bytes]
+    images: Mapping[str, bytes]
     faces: list[LabelledFace]
     extra_columns: list[str] = field(default_factory=list)
+    problems: list[LabelledProblem] = field(default_factory=list)
+    labels_file: str | None = None  # the table's path inside the source; None: class folders or in memory
+    has_boxes: bool = False
+
+    @property
+    def csv_name(self) -> str:
+        return PurePosixPath(self.labels_file).name if self.labels_file else LABELS_FILE
+
+    @property
+    def subject_column(self) -> str | None:
+        return subject_column(self.extra_columns)
 
     def labelled_faces(self, classes: Iterable[str] | None = None) -> list[LabelledFace]:
         """Reviewed real faces with an emotion, optionally only those in `classes`."""
         keep = set(classes) if classes is not None else None
         return [f for f in self.faces if f.labelled and (keep is None or f.emotion in keep)]
+
+    def left_out(self) -> dict[str, int]:
+        """Rows kept in the set but holding no true emotion: a review not finished, a false detection."""
+        counts = {"not reviewed": sum(f.is_face and not f.labelled for f in self.faces),
+                  "marked not a face": sum(not f.is_face for f in self.faces)}
+        return {why: n for why, n in counts.items() if n}
 
     def classes(self) -> list[str]:
         """Emotions present among labelled faces: FER-2013 order first, then others alphabetically."""
@@ -145,57 +191,112 @@ def _fmt(v: float) -> str:
     return f"{float(v):.1f}".rstrip("0").rstrip(".")
 
 
-def write_labels_zip(labelled: LabelledSet) -> bytes:
-    """A zip of every image (original bytes) plus `labels.csv`, readable again by `read_labelled`."""
-    for name in labelled.images:
-        check_member_name(name)
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr(LABELS_FILE, labelled.to_csv(), compress_type=zipfile.ZIP_DEFLATED)
-        for name, data in labelled.images.items():
-            zf.writestr(name, data, compress_type=zipfile.ZIP_STORED)  # images are compressed already
-    return buf.getvalue()
-
-
-def check_member_name(name: str) -> None:
-    """Refuse names that would escape a folder when the zip is unpacked (absolute, `..`, backslashes)."""
-    p = PurePosixPath(name)
-    if not name or name == LABELS_FILE or p.is_absolute() or ".." in p.parts or "\\" in name or ":" in name:
-        raise LabelledSetError(f"{name!r} cannot be used as a file name inside the zip.")
+def subject_column(columns: Iterable[str]) -> str | None:
+    """The column naming who is in each photo: the first of `SUBJECT_COLUMNS` present, else None."""
+    present = set(columns)
+    return next((c for c in SUBJECT_COLUMNS if c in present), None)
 
 
 def normalize_emotion(value: str) -> str:
-    """Lower-case, trimmed, common synonyms mapped to our names ("Happiness" -> "happy")."""
+    """Lower-case, trimmed, common synonyms mapped to our names ("Happiness" -> "happy", "Not a face" ->
+    "not_a_face")."""
     v = " ".join(value.strip().lower().replace("_", " ").split())
     return ALIASES.get(v, v.replace(" ", "_"))
 
 
+def write_labels_zip(labelled: LabelledSet) -> bytes:
+    """A zip of every image (original bytes) plus `labels.csv`, readable again by `read_labelled`."""
+    if any(name.lower() == LABELS_FILE for name in labelled.images):
+        raise LabelledSetError(f"An image cannot be called {LABELS_FILE}: that name holds the labels.")
+    return write_zip([(LABELS_FILE, labelled.to_csv()), *labelled.images.items()])
+
+
 # ---------------------------------------------------------------------------------------------- reading
 
-def read_labelled(data: bytes | str | Path, classes: Sequence[str] | None = None) -> LabelledSet:
-    """Read a labelled set from zip bytes, or a path to a zip, a folder or a `labels.csv`.
+class _LazyFiles(Mapping[str, bytes]):
+    """name -> bytes, read from the folder or the opened zip only when asked."""
+
+    def __init__(self, keys: Mapping[str, str], read: Callable[[str], bytes]) -> None:
+        self._keys = dict(keys)  # name shown to people -> name in the source
+        self._read = read
+
+    def __getitem__(self, name: str) -> bytes:
+        return self._read(self._keys[name])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def renamed(self, keys: Mapping[str, str]) -> "_LazyFiles":
+        """The same source seen under other names (new name -> current name)."""
+        return _LazyFiles({new: self._keys[old] for new, old in keys.items()}, self._read)
+
+
+@dataclass
+class _Source:
+    """What a zip, folder or upload holds: images (read lazily) and CSV tables (read with a byte cap)."""
+
+    label: str  # how messages name it: "the uploaded file", "set.zip", a folder path
+    images: _LazyFiles
+    tables: dict[str, Callable[[], bytes]]
+
+
+def read_labelled(source: bytes | str | Path, classes: Sequence[str] | None = None, *,
+                  strict: bool = True) -> LabelledSet:
+    """Read a labelled set from zip bytes, or a path to a zip, a folder or a CSV beside its images.
 
     `classes` is the vocabulary of allowed emotion names (default: the seven FER-2013 emotions);
-    ``not_a_face`` is always allowed. Raises `LabelledSetError` naming every bad row or file.
+    ``not_a_face`` is always allowed. `strict` raises `LabelledSetError` naming every bad row or file;
+    otherwise those rows are left out and listed in the set's `problems`.
     """
-    vocabulary = [normalize_emotion(c) for c in (classes or EMOTIONS)]
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        return _from_files(_zip_members(bytes(data), "the uploaded file"), vocabulary)
-    path = Path(data)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return _read(_zip_source(bytes(source), "the uploaded file"), classes, strict)
+    path = Path(source)
     if not path.exists():
         raise LabelledSetError(f"{path} does not exist.")
     if path.is_dir():
-        return _from_files(_dir_members(path), vocabulary)
-    if path.name.lower() == LABELS_FILE:
-        return _from_files(_dir_members(path.parent), vocabulary)
-    return _from_files(_zip_members(path.read_bytes(), path.name), vocabulary)
+        return _read(_folder_source(path), classes, strict)
+    if path.suffix.lower() == ".csv":
+        folder = replace(_folder_source(path.parent), tables={path.name: lambda: _capped_file(path)})
+        return _read(folder, classes, strict)
+    return _read(_zip_source(path.read_bytes(), path.name), classes, strict)
 
 
-def _zip_members(data: bytes, label: str) -> dict[str, bytes]:
-    """Images through the project's one safe zip reader (`core.archive`: bombs, traversal, file count),
-    plus the small `labels.csv`, read only after that reader has accepted the archive."""
-    from core.archive import ArchiveError, SafeZip
+def read_uploads(files: Sequence[tuple[str, bytes]], classes: Sequence[str] | None = None, *,
+                 strict: bool = True) -> LabelledSet:
+    """What a page receives as (name, bytes): one zip (optionally with a separate labels CSV), or images
+    plus one CSV. Nothing is written to disk."""
+    zips = [(n, d) for n, d in files if is_zip(d)]
+    loose = {n: d for n, d in files if not is_zip(d)}
+    tables = [n for n in loose if n.lower().endswith(".csv")]
+    if len(zips) > 1 or len(tables) > 1:
+        raise LabelledSetError("Upload one zip, or images plus one CSV; several zips or CSVs were given.")
+    table = {n: (lambda n=n: _capped(loose[n], n)) for n in tables}
+    if zips:
+        source = _zip_source(zips[0][1], zips[0][0])
+        return _read(replace(source, tables=table) if table else source, classes, strict)  # a CSV beside a zip labels it
+    if not table:
+        raise LabelledSetError("Add the labels CSV (columns file, emotion and any attributes) to the images.")
+    images = _LazyFiles({n: n for n in loose if is_image_name(n)}, loose.__getitem__)
+    return _read(_Source("the uploaded files", images, table), classes, strict)
 
+
+def _check_table_size(name: str, size: int) -> None:
+    limit = settings.get().labels_csv_max_bytes
+    if size > limit:
+        raise LabelledSetError(f"'{name}' is {size / 2**20:.1f} MB; a labels table may be at most "
+                               f"{limit / 2**20:.0f} MB.")
+
+
+def _capped(data: bytes, name: str) -> bytes:
+    _check_table_size(name, len(data))
+    return data
+
+
+def _zip_source(data: bytes, label: str) -> _Source:
+    """Through the project's one safe zip reader (`core.archive`: bombs, traversal, file count, sizes)."""
     try:
         archive = SafeZip(data)
     except ArchiveError as exc:
@@ -203,37 +304,46 @@ def _zip_members(data: bytes, label: str) -> dict[str, bytes]:
             raise LabelledSetError(f"{label} is not a zip archive. Upload the zip exported by the Annotate page "
                                    f"(images + {LABELS_FILE}) or a zip of class folders (<emotion>/<image>).") from exc
         raise LabelledSetError(f"{label}: {exc.message}") from exc
-    out: dict[str, bytes] = {}
-    problems: list[str] = []
-    with archive:
-        for name, content in archive:
-            if isinstance(content, bytes):
-                out[name] = content
-            elif not _ignored(name):
-                problems.append(f"'{name}': {content.message}")
-    _raise(problems)
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        for info in zf.infolist():
-            if PurePosixPath(info.filename).name.lower() != LABELS_FILE or _ignored(info.filename):
-                continue
-            if info.file_size > settings.get().labels_csv_max_bytes or info.flag_bits & 0x1:
-                raise LabelledSetError(f"'{info.filename}' is larger than "
-                                       f"{settings.get().labels_csv_max_bytes // 2**20} MB or encrypted.")
-            try:
-                with zf.open(info) as fh:
-                    out[info.filename] = fh.read(settings.get().labels_csv_max_bytes + 1)[:info.file_size]
-            except Exception as exc:  # damaged deflate stream / CRC mismatch in untrusted bytes
-                raise LabelledSetError(f"'{info.filename}' is damaged inside the zip.") from exc
-    return out
+
+    def read_image(name: str) -> bytes:
+        try:
+            content = archive.read(name)
+        except ArchiveError as exc:  # a member that inflates past its declared size: refuse the whole zip
+            raise LabelledSetError(f"{label}: {exc.message}") from exc
+        if isinstance(content, ImageRejected):
+            raise content
+        return content
+
+    def read_table(name: str) -> bytes:
+        try:
+            return archive.read_member(name, settings.get().labels_csv_max_bytes)
+        except ArchiveError as exc:
+            raise LabelledSetError(f"{label}: {exc.message}") from exc
+
+    images = _LazyFiles({n: n for n in archive.names if not _ignored(n)}, read_image)
+    tables = {n: (lambda n=n: read_table(n)) for n in archive.other_names
+              if n.lower().endswith(".csv") and not _ignored(n)}
+    return _Source(label, images, tables)
 
 
-def _dir_members(root: Path) -> dict[str, bytes]:
-    """A local folder (CLI use, trusted): every regular file, relative POSIX names, symlinks skipped."""
-    out = {}
+def _folder_source(root: Path) -> _Source:
+    """A local folder (CLI use, trusted): regular files by relative POSIX name, symlinks skipped."""
+    images: dict[str, str] = {}
+    tables: dict[str, Callable[[], bytes]] = {}
     for p in sorted(root.rglob("*")):
-        if p.is_file() and not p.is_symlink():
-            out[p.relative_to(root).as_posix()] = p.read_bytes()
-    return out
+        name = p.relative_to(root).as_posix()
+        if p.is_symlink() or not p.is_file() or _ignored(name):
+            continue
+        if is_image_name(name):
+            images[name] = name
+        elif name.lower().endswith(".csv"):
+            tables[name] = lambda p=p: _capped_file(p)
+    return _Source(str(root), _LazyFiles(images, lambda n: (root / n).read_bytes()), tables)
+
+
+def _capped_file(path: Path) -> bytes:
+    _check_table_size(str(path), path.stat().st_size)  # before reading it
+    return path.read_bytes()
 
 
 def _ignored(name: str) -> bool:
@@ -241,16 +351,34 @@ def _ignored(name: str) -> bool:
     return any(part.startswith(".") or part == "__MACOSX" for part in parts) or name.endswith("/")
 
 
-def _from_files(files: dict[str, bytes], vocabulary: list[str]) -> LabelledSet:
-    files = {n: d for n, d in files.items() if not _ignored(n)}
-    csvs = sorted((n for n in files if PurePosixPath(n).name.lower() == LABELS_FILE),
-                  key=lambda n: (len(PurePosixPath(n).parts), n))
-    if csvs:
-        prefix = str(PurePosixPath(csvs[0]).parent)
-        prefix = "" if prefix == "." else prefix + "/"
-        members = {n[len(prefix):]: d for n, d in files.items() if n.startswith(prefix) and n != csvs[0]}
-        return _from_csv(files[csvs[0]], members, vocabulary)
-    return _from_class_folders(files, vocabulary)
+def _read(source: _Source, classes: Sequence[str] | None, strict: bool) -> LabelledSet:
+    vocabulary = [normalize_emotion(c) for c in (classes or EMOTIONS)]
+    table = _pick_table(source)
+    labelled = _from_csv(source, table, vocabulary) if table else _from_class_folders(source, vocabulary)
+    if strict:
+        _raise(labelled.problems)
+    return labelled
+
+
+def _pick_table(source: _Source) -> str | None:
+    """The shallowest labels.csv, else the only CSV; None: no table (class folders)."""
+    named = [n for n in source.tables if PurePosixPath(n).name.lower() == LABELS_FILE]
+    if not named and len(source.tables) > 1:
+        raise LabelledSetError(f"{source.label} holds {len(source.tables)} CSV files and none is called "
+                               f"{LABELS_FILE}; name the labels table {LABELS_FILE}.")
+    candidates = named or list(source.tables)
+    return min(candidates, key=lambda n: (len(PurePosixPath(n).parts), n)) if candidates else None
+
+
+def _raise(problems: list[LabelledProblem]) -> None:
+    if not problems:
+        return
+    shown = problems[:MAX_LISTED_PROBLEMS]
+    more = len(problems) - len(shown)
+    head = "The labelled set has a problem:" if len(problems) == 1 else \
+        f"The labelled set has {len(problems)} problems:"
+    text = head + "\n" + "\n".join(f"- {p}" for p in shown) + (f"\n- … and {more} more" if more else "")
+    raise LabelledSetError(text, problems)
 
 
 def _image_size(data: bytes) -> tuple[int, int] | None:
@@ -269,106 +397,164 @@ def _image_size(data: bytes) -> tuple[int, int] | None:
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
 
 
-def _raise(problems: list[str]) -> None:
-    if not problems:
-        return
-    shown = problems[:MAX_LISTED_PROBLEMS]
-    more = len(problems) - len(shown)
-    head = "The labelled set has a problem:" if len(problems) == 1 else \
-        f"The labelled set has {len(problems)} problems:"
-    text = head + "\n" + "\n".join(f"- {p}" for p in shown) + (f"\n- … and {more} more" if more else "")
-    raise LabelledSetError(text, problems)
+def _probe(images: Mapping[str, bytes], name: str) -> tuple[int, int] | str:
+    """The image's oriented size, or why it cannot be used (read one at a time: memory stays bounded)."""
+    from core.validation import validate_image_bytes
+
+    try:
+        data = images[name]
+    except ImageRejected as exc:  # a zip member refused alone: too large, encrypted, damaged
+        return exc.message
+    except OSError as exc:
+        return f"could not be read ({exc.strerror or exc})."
+    size = _image_size(data)
+    if size is not None:
+        return size
+    try:  # the upload validation says best what is wrong ("a PDF file", "damaged or incomplete")
+        validate_image_bytes(data)
+    except ImageRejected as exc:
+        return exc.message
+    return "is not an image we can read (JPEG, PNG, WebP, BMP or TIFF)."
 
 
-def _from_csv(raw: bytes, members: dict[str, bytes], vocabulary: list[str]) -> LabelledSet:
-    images = {n: d for n, d in members.items() if sniff_format(d) is not None}
+def _name_index(names: Iterable[str]) -> Callable[[str], str | None]:
+    """CSV name -> image of the set: the exact relative path, else the only image with that base name
+    (a browser upload loses folders, so 'images/a.jpg' in the CSV matches an uploaded 'a.jpg')."""
+    exact = set(names)
+    by_base: dict[str, list[str]] = {}
+    for n in exact:
+        by_base.setdefault(PurePosixPath(n).name, []).append(n)
+
+    def lookup(name: str) -> str | None:
+        if name in exact:
+            return name
+        found = by_base.get(PurePosixPath(name).name, [])
+        return found[0] if len(found) == 1 else None
+    return lookup
+
+
+def _decode_table(raw: bytes, csv_name: str) -> tuple[list[str], Any]:
+    """(lower-cased header, row reader) of a CSV from a spreadsheet: UTF-8 (BOM or not) or cp1252, `,` or `;`."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         try:
             text = raw.decode("cp1252")
         except UnicodeDecodeError as exc:
-            raise LabelledSetError(f"{LABELS_FILE} is not a text file (save it as UTF-8 CSV).") from exc
+            raise LabelledSetError(f"{csv_name} is not a text file (save it as UTF-8 CSV).") from exc
     first = text.split("\n", 1)[0]
     delimiter = ";" if first.count(";") > first.count(",") else ","  # spreadsheets in some locales
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-    header = [h.strip().lower() for h in next(reader, [])]
+    try:
+        header = [h.strip().lower() for h in next(reader, [])]
+    except csv.Error as exc:
+        raise LabelledSetError(f"{csv_name} could not be read as a CSV table ({exc}).") from exc
     missing = [c for c in ("file", "emotion") if c not in header]
     if missing:
-        raise LabelledSetError(f"{LABELS_FILE} has no column {', '.join(missing)}. Its first line must name the "
-                               f"columns, for example: {', '.join(COLUMNS)}.")
+        raise LabelledSetError(f"{csv_name} needs the columns 'file' and 'emotion'; it has no column "
+                               f"{' or '.join(missing)} (its columns: {', '.join(h for h in header if h) or 'none'}). "
+                               f"Its first line must name the columns, for example: {', '.join(COLUMNS)}.")
     dupes = sorted({h for h in header if header.count(h) > 1 and h})
     if dupes:
-        raise LabelledSetError(f"{LABELS_FILE} names the column(s) {', '.join(dupes)} more than once.")
+        raise LabelledSetError(f"{csv_name} names the column(s) {', '.join(dupes)} more than once.")
     has_boxes = [c in header for c in BOX_COLUMNS]
     if any(has_boxes) and not all(has_boxes):
-        raise LabelledSetError(f"{LABELS_FILE} needs all four box columns x1, y1, x2, y2, or none of them.")
+        raise LabelledSetError(f"{csv_name} needs all four box columns x1, y1, x2, y2, or none of them.")
+    return header, reader
+
+
+def _from_csv(source: _Source, table: str, vocabulary: list[str]) -> LabelledSet:
+    csv_name = PurePosixPath(table).name
+    header, reader = _decode_table(source.tables[table](), csv_name)
+    prefix = str(PurePosixPath(table).parent)
+    prefix = "" if prefix == "." else prefix + "/"
+    images = source.images.renamed({n[len(prefix):]: n for n in source.images if n.startswith(prefix)})
+    lookup = _name_index(images)
     extra_columns = [h for h in header if h and h not in COLUMNS]
+    has_boxes = all(c in header for c in BOX_COLUMNS)
     has_reviewed = "reviewed" in header
 
-    problems: list[str] = []
+    problems: list[LabelledProblem] = []
     faces: list[LabelledFace] = []
-    sizes: dict[str, tuple[int, int] | None] = {}
+    sizes: dict[str, tuple[int, int] | str] = {}
     seen: dict[tuple, int] = {}
-    for line, values in enumerate(reader, start=2):
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            raise LabelledSetError(f"{csv_name} line {reader.line_num}: {exc}.") from exc
+        line = reader.line_num
         if not any(v.strip() for v in values):
             continue
-        if len(values) > len(header):
-            problems.append(f"{LABELS_FILE} line {line}: {len(values)} values but {len(header)} columns.")
-            continue
         row = {h: (values[i].strip() if i < len(values) else "") for i, h in enumerate(header)}
-        where = f"{LABELS_FILE} line {line}"
-        file = row["file"].replace("\\", "/")
-        file = file[2:] if file.startswith("./") else file
-        if not file:
-            problems.append(f"{where}: the file name is empty.")
+        name = row["file"].replace("\\", "/")
+        name = name[2:] if name.startswith("./") else name
+
+        def bad(message: str, file: str = name, line: int = line) -> None:
+            problems.append(LabelledProblem(message, line, file, csv_name))
+
+        if len(values) > len(header):
+            bad(f"{len(values)} values but {len(header)} columns.")
             continue
-        if file not in members:
-            problems.append(f"{where}: image '{file}' is not in the set.")
-            continue
-        if file not in sizes:
-            sizes[file] = _image_size(members[file])
-        size = sizes[file]
-        if size is None:
-            problems.append(f"{where}: '{file}' is not an image we can read (JPEG, PNG, WebP, BMP or TIFF).")
-            continue
-        box, box_problem = _parse_box(row, size, all(has_boxes))
-        if box_problem:
-            problems.append(f"{where} ('{file}'): {box_problem}")
+        if not name:
+            bad("the file name is empty.")
             continue
         emotion = normalize_emotion(row["emotion"]) if row["emotion"] else None
         if emotion is not None and emotion != NOT_A_FACE and emotion not in vocabulary:
-            problems.append(f"{where}: unknown emotion '{row['emotion']}'. Use one of: "
-                            f"{', '.join(vocabulary)} (or {NOT_A_FACE}).")
+            bad(f"emotion '{row['emotion']}' is not one of {', '.join(vocabulary)} (or {NOT_A_FACE}).")
             continue
-        predicted = normalize_emotion(row.get("predicted", "")) or None
         reviewed = emotion is not None
         if has_reviewed:
             flag = row["reviewed"].lower()
             if flag not in _TRUE | _FALSE:
-                problems.append(f"{where}: reviewed must be 1 or 0, not '{row['reviewed']}'.")
+                bad(f"reviewed must be 1 or 0, not '{row['reviewed']}'.")
                 continue
             reviewed = flag in _TRUE
             if reviewed and emotion is None:
-                problems.append(f"{where}: marked reviewed but the emotion is empty.")
+                bad("marked reviewed but the emotion is empty.")
                 continue
         confidence = None
         if row.get("confidence"):
             try:
                 confidence = float(row["confidence"])
             except ValueError:
-                problems.append(f"{where}: confidence '{row['confidence']}' is not a number.")
+                bad(f"confidence '{row['confidence']}' is not a number.")
                 continue
+        file = lookup(name)
+        if file is None:
+            bad("this image is not in the set (check the name and folder).")
+            continue
+        if file not in sizes:
+            sizes[file] = _probe(images, file)
+        size = sizes[file]
+        if isinstance(size, str):
+            bad(size)
+            continue
+        box, box_problem = _parse_box(row, size, has_boxes)
+        if box_problem:
+            bad(box_problem)
+            continue
         key = (file, None if box is None else tuple(round(v, 1) for v in box))
         if key in seen:
-            what = "the same box" if box is not None else "no box (whole image)"
-            problems.append(f"{where}: duplicate of line {seen[key]} ('{file}' with {what}).")
+            what = "face (same box)" if box is not None else "image (no box)"
+            bad(f"the same {what} is already listed on line {seen[key]}.")
             continue
         seen[key] = line
-        faces.append(LabelledFace(file=file, box=box, emotion=emotion, reviewed=reviewed, predicted=predicted,
-                                  confidence=confidence, extra={c: row.get(c, "") for c in extra_columns}))
-    _raise(problems)
-    return LabelledSet(images=images, faces=faces, extra_columns=extra_columns)
+        faces.append(LabelledFace(file=file, box=box, emotion=emotion, reviewed=reviewed,
+                                  predicted=normalize_emotion(row.get("predicted", "")) or None,
+                                  confidence=confidence, extra={c: row.get(c, "") for c in extra_columns},
+                                  line=line))
+    named = set(sizes)  # an unreadable image with rows is already reported on each of its lines
+    for file in images:  # images without rows belong to the set too, so they must be readable as well
+        if file not in sizes:
+            sizes[file] = _probe(images, file)
+    problems += [LabelledProblem(size, None, f, csv_name) for f, size in sizes.items()
+                 if isinstance(size, str) and f not in named]
+    readable = images.renamed({f: f for f in images if not isinstance(sizes[f], str)})
+    return LabelledSet(images=readable, faces=faces, extra_columns=extra_columns, problems=problems,
+                       labels_file=table, has_boxes=has_boxes)
 
 
 def _parse_box(row: dict[str, str], size: tuple[int, int], has_boxes: bool) -> tuple[Box | None, str | None]:
@@ -387,19 +573,14 @@ def _parse_box(row: dict[str, str], size: tuple[int, int], has_boxes: bool) -> t
         return None, f"the box ({_fmt(x1)}, {_fmt(y1)}, {_fmt(x2)}, {_fmt(y2)}) needs x2 > x1 and y2 > y1."
     w, h = size
     t = BOX_TOLERANCE_PX
-    if x1 < -t or y1 < -t or x2 > w + t or y2 > h + t:
+    if x1 < -t or y1 < -t or x2 > w + t or y2 > h + t:  # NaN and infinity fail here too
         return None, (f"the box ({_fmt(x1)}, {_fmt(y1)}, {_fmt(x2)}, {_fmt(y2)}) is outside the "
                       f"{w}×{h} image.")
     return (max(0.0, x1), max(0.0, y1), min(float(w), x2), min(float(h), y2)), None
 
 
-def _from_class_folders(files: dict[str, bytes], vocabulary: list[str]) -> LabelledSet:
-    from core.archive import is_image_name
-
-    images = {n: d for n, d in files.items() if sniff_format(d) is not None}
-    fake = sorted(n for n, d in files.items() if n not in images and is_image_name(n))
-    if fake:  # named like a photo but not one: say so rather than silently leave it out
-        _raise([f"'{n}' is not an image we can read (JPEG, PNG, WebP, BMP or TIFF)." for n in fake])
+def _from_class_folders(source: _Source, vocabulary: list[str]) -> LabelledSet:
+    images = source.images
     if not images:
         raise LabelledSetError(f"No {LABELS_FILE} and no images found. Expected the Annotate page's export "
                                f"(images + {LABELS_FILE}) or class folders (<emotion>/<image>).")
@@ -407,23 +588,26 @@ def _from_class_folders(files: dict[str, bytes], vocabulary: list[str]) -> Label
     strip = 0
     if len(tops) == 1 and all(len(PurePosixPath(n).parts) >= 3 for n in images):
         strip = 1  # everything under one wrapping folder, e.g. my_set/happy/1.png
-    problems: list[str] = []
+    problems: list[LabelledProblem] = []
     faces = []
     for name in sorted(images):
         parts = PurePosixPath(name).parts[strip:]
         if len(parts) != 2:
-            problems.append(f"'{name}' is not inside an emotion folder (expected <emotion>/<image>).")
+            problems.append(LabelledProblem("is not inside an emotion folder (expected <emotion>/<image>).",
+                                            file=name))
             continue
         emotion = normalize_emotion(parts[0])
         if emotion not in vocabulary:
-            problems.append(f"'{name}': folder '{parts[0]}' is not an emotion. Use one of: "
-                            f"{', '.join(vocabulary)}.")
+            problems.append(LabelledProblem(f"folder '{parts[0]}' is not an emotion. Use one of: "
+                                            f"{', '.join(vocabulary)}.", file=name))
+            continue
+        size = _probe(images, name)  # the same rule as labels.csv: every image must be one we can open
+        if isinstance(size, str):
+            problems.append(LabelledProblem(size, file=name))
             continue
         faces.append(LabelledFace(file=name, box=None, emotion=emotion, reviewed=True))
-    # Same rule as labels.csv: every image must be one we can open.
-    problems += [f"'{f.file}' is not an image we can read." for f in faces if _image_size(images[f.file]) is None]
-    _raise(problems)
-    return LabelledSet(images=images, faces=faces, extra_columns=[])
+    kept = images.renamed({f.file: f.file for f in faces})
+    return LabelledSet(images=kept, faces=faces, extra_columns=[], problems=problems)
 
 
 def labelled_summary(labelled: LabelledSet) -> dict[str, Any]:

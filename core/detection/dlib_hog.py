@@ -10,11 +10,18 @@ from __future__ import annotations
 import math
 import threading
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from core.detection.base import Detection, FaceDetector
+from core.detection.registry import requires_module
+
+if TYPE_CHECKING:
+    import dlib
+
+INSTALL_HINT = "dlib is missing (`pip install dlib-bin==20.0.1.post1`)."
+install_hint = requires_module("dlib", INSTALL_HINT)
 
 SCALE = 2.0
 UPSAMPLE = 1  # one 2x upsampling: dlib's HOG window is 80 px, so without it faces under ~80 px are missed
@@ -31,7 +38,7 @@ def score_to_margin(score: float) -> float:
 
 
 @lru_cache(maxsize=1)
-def _load() -> Any:
+def _load() -> dlib.fhog_object_detector:
     import dlib
 
     return dlib.get_frontal_face_detector()

@@ -3,32 +3,43 @@
 Each member runs at its own tuned threshold; WBF then clusters boxes by IoU, averages their coordinates
 weighted by score, and gives a cluster the score sum(w_i * s_i) / sum(w): a face that only one member
 found keeps that member's share of the vote, so the fused score ranks agreement above a lone detection.
-`training.evaluate_detector` picks the members, weights and thresholds on the tune split and records them
-in `weights/reports/detection.json` ("ensemble"); the app's ensemble reads them from there.
+
+What the app serves (members, their weights and thresholds, the fusion settings, the fused cut) is the
+ensemble's model card, `weights/face_ensemble.json`, beside its members' cards: `training.evaluate_detector
+--update-card` picks them on the tune split and writes the card, naming the report and command they came from.
 """
 from __future__ import annotations
 
+import importlib.util
+import json
 from dataclasses import dataclass, field
-from typing import Sequence
+from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from core.detection.base import Detection, FaceDetector
+from core import settings
+from core.detection.base import Detection, DetectorUnavailable, FaceDetector
 
-DEFAULT_MEMBERS = ("yolo", "mediapipe_full", "mtcnn")
+CARD_NAME = "face_ensemble.json"
 DEFAULT_IOU = 0.5
+SKIP_BOX_THR = 0.0  # every member box votes: each member is already cut at its own threshold
+FUSION = "weighted_boxes_fusion"
+INSTALL_HINT = "ensemble-boxes is missing (`pip install ensemble-boxes==1.0.9`)."
+TUNE_COMMAND = ("python -m training.evaluate_detector --detectors yolo,mediapipe,mediapipe_full,haar,mtcnn,dlib_hog,"
+                "ensemble --update-card")
 
 
 @dataclass(frozen=True)
 class EnsembleConfig:
     """Who votes, how much, and at which member thresholds; `threshold` is the fused-score cut."""
 
-    members: tuple[str, ...] = DEFAULT_MEMBERS
-    weights: tuple[float, ...] = (1.0, 1.0, 1.0)
+    members: tuple[str, ...]
+    weights: tuple[float, ...]
     member_thresholds: tuple[float, ...] | None = None  # None: each member's registry default
     iou_thr: float = DEFAULT_IOU
     threshold: float = 0.3
-    source: str = field(default="built-in defaults", compare=False)
+    source: str = field(default="", compare=False)  # the card it was read from
 
     def __post_init__(self) -> None:
         if len(self.weights) != len(self.members):
@@ -38,28 +49,63 @@ class EnsembleConfig:
         if "ensemble" in self.members:
             raise ValueError("an ensemble cannot contain itself")
 
-    def to_json(self) -> dict:
-        return {"members": list(self.members), "weights": list(self.weights),
+    def to_json(self) -> dict[str, Any]:
+        """The serving settings as the card (and the report's "ensemble" record) holds them."""
+        return {"members": list(self.members), "member_weights": list(self.weights),
                 "member_thresholds": None if self.member_thresholds is None else list(self.member_thresholds),
-                "iou_thr": self.iou_thr, "threshold": self.threshold}
+                "fusion": {"method": FUSION, "iou_thr": self.iou_thr, "skip_box_thr": SKIP_BOX_THR},
+                "default_threshold": self.threshold}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any], source: str = "") -> EnsembleConfig:
+        """The inverse of `to_json`; a card for another fusion method is refused (ValueError)."""
+        fusion = raw.get("fusion", {})
+        if fusion.get("method", FUSION) != FUSION:
+            raise ValueError(f"unsupported fusion method {fusion.get('method')!r}")
+        thresholds = raw.get("member_thresholds")
+        return cls(members=tuple(raw["members"]), weights=tuple(float(w) for w in raw["member_weights"]),
+                   member_thresholds=None if thresholds is None else tuple(float(t) for t in thresholds),
+                   iou_thr=float(fusion.get("iou_thr", DEFAULT_IOU)), threshold=float(raw["default_threshold"]),
+                   source=source)
 
 
-def config_from_report() -> EnsembleConfig:
-    """The ensemble the detector evaluation tuned (report key "ensemble"), else the built-in defaults."""
-    from core.reports import load_report
+def card_path() -> Path:
+    return settings.get().weights_dir / CARD_NAME
 
-    report = load_report("detection") or {}
-    raw = report.get("ensemble")
-    if not isinstance(raw, dict):
-        return EnsembleConfig()
+
+def load_config(path: Path | None = None) -> EnsembleConfig | None:
+    """The serving settings in the ensemble's card; None when it is absent or unreadable."""
+    path = path or card_path()
     try:
-        return EnsembleConfig(
-            members=tuple(raw["members"]), weights=tuple(float(w) for w in raw["weights"]),
-            member_thresholds=tuple(float(t) for t in raw["member_thresholds"]),
-            iou_thr=float(raw.get("iou_thr", DEFAULT_IOU)), threshold=float(raw["threshold"]),
-            source="weights/reports/detection.json")
-    except (KeyError, TypeError, ValueError):
-        return EnsembleConfig()
+        return EnsembleConfig.from_json(json.loads(path.read_text()), source=str(path))
+    except (OSError, AttributeError, KeyError, TypeError, ValueError):  # JSONDecodeError is a ValueError
+        return None
+
+
+def install_hint() -> str | None:
+    """The registry's check: None when the card and every member are installed, else what is missing."""
+    if importlib.util.find_spec("ensemble_boxes") is None:
+        return INSTALL_HINT
+    config = load_config()
+    if config is None:
+        return f"its card {card_path()} is missing or unreadable (write it with `{TUNE_COMMAND}`)."
+    from core.detection import is_available
+
+    missing = [m for m in config.members if not is_available(m)]
+    return f"its members {', '.join(missing)} are not installed." if missing else None
+
+
+def served_config() -> EnsembleConfig:
+    """The card's settings, or DetectorUnavailable saying how to write the card."""
+    config = load_config()
+    if config is None:
+        raise DetectorUnavailable(f"The ensemble detector is not installed here: {install_hint()}")
+    return config
+
+
+def card_threshold() -> float:
+    """The fused-score cut the card holds (the registry's default threshold for "ensemble")."""
+    return served_config().threshold
 
 
 def fuse(member_detections: Sequence[Sequence[Detection]], weights: Sequence[float], image_wh: tuple[int, int],
@@ -78,7 +124,7 @@ def fuse(member_detections: Sequence[Sequence[Detection]], weights: Sequence[flo
     if not any(scores):
         return []
     fused, fused_scores, _ = weighted_boxes_fusion(boxes, scores, labels, weights=list(weights),
-                                                   iou_thr=iou_thr, skip_box_thr=0.0)
+                                                   iou_thr=iou_thr, skip_box_thr=SKIP_BOX_THR)
     return [Detection(box=tuple(float(v) for v in b * scale), score=float(s))
             for b, s in zip(fused, fused_scores)]
 
@@ -94,7 +140,7 @@ class EnsembleDetector(FaceDetector):
         from the registry by name."""
         from core.detection import default_threshold, make_detector
 
-        self.config = config or config_from_report()
+        self.config = config or served_config()
         super().__init__(self.config.threshold if threshold is None else threshold)
         if detectors is not None:
             if len(detectors) != len(self.config.members):

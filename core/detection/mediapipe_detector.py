@@ -6,7 +6,11 @@ import threading
 import numpy as np
 
 from core.detection.base import Detection, FaceDetector
+from core.detection.registry import requires_module
 from core.detection.tiling import detect_tiled
+
+INSTALL_HINT = "mediapipe is missing (`pip install mediapipe==0.10.21`, the last release bundling its face models)."
+install_hint = requires_module("mediapipe", INSTALL_HINT)  # BlazeFace here, Face Mesh in core.landmarks
 
 
 class MediaPipeDetector(FaceDetector):

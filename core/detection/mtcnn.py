@@ -7,11 +7,18 @@ from __future__ import annotations
 
 import threading
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from core.detection.base import Detection, DetectorUnavailable, FaceDetector
+from core.detection.registry import requires_module
+
+if TYPE_CHECKING:
+    from facenet_pytorch import MTCNN
+
+INSTALL_HINT = "facenet-pytorch is missing (`pip install --no-deps facenet-pytorch==2.6.0`, as the Makefile does)."
+install_hint = requires_module("facenet_pytorch", INSTALL_HINT)
 
 # The image pyramid starts at 12/min_face_size; MTCNN's cost grows fast as this shrinks (measured on a
 # 512x416 WIDER image, 1 thread: 0.57 s at 20 px, 0.41 s at 32 px). 20 px keeps faces just under our
@@ -20,13 +27,11 @@ MIN_FACE_SIZE = 20
 
 
 @lru_cache(maxsize=4)
-def _load(min_face_size: int) -> Any:
+def _load(min_face_size: int) -> MTCNN:
     try:
         from facenet_pytorch import MTCNN
     except ImportError as exc:
-        raise DetectorUnavailable(
-            "MTCNN needs facenet-pytorch: `pip install --no-deps facenet-pytorch==2.6.0` "
-            f"(the Makefile's setup does this). ({exc})") from None
+        raise DetectorUnavailable(f"MTCNN cannot run here: {INSTALL_HINT} ({exc})") from None
     return MTCNN(keep_all=True, device="cpu", min_face_size=min_face_size)
 
 

@@ -17,13 +17,18 @@ import json
 import threading
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from core import settings
 from core.detection.base import Detection, DetectorUnavailable, FaceDetector
 from core.onnx_runtime import cpu_session, export_to_bytes, onnx_available
+
+if TYPE_CHECKING:
+    from onnxruntime import InferenceSession
+    from ultralytics import YOLO
+    from ultralytics.data.augment import LetterBox
 
 DEFAULT_IMGSZ = 320
 FALLBACK_THRESHOLD = 0.25  # Ultralytics' own predict default, used until the card holds a tuned one
@@ -39,6 +44,13 @@ def weights_path() -> Path:
 
 def is_available() -> bool:
     return weights_path().is_file()
+
+
+def install_hint() -> str | None:
+    """The registry's check: None when the weights are there, else where they should be and how to make them."""
+    if is_available():
+        return None
+    return f"its weights {weights_path()} are missing (train them with `python -m training.train_detector`)."
 
 
 def model_card(path: Path | None = None) -> dict[str, Any]:
@@ -76,14 +88,14 @@ def resolve_backend(requested: str | None = None) -> str:
 
 
 @lru_cache(maxsize=2)
-def _load(path: str, mtime: float) -> Any:
+def _load(path: str, mtime: float) -> YOLO:
     """One model per weights file (and version), shared by every YoloDetector: loading takes ~1 s."""
     from core.detection.ultralytics_env import import_ultralytics
 
     return import_ultralytics().YOLO(path, task="detect")  # offline switches, fonts, Pillow left alone
 
 
-def export_onnx(yolo: Any, example_hw: tuple[int, int]) -> bytes:
+def export_onnx(yolo: YOLO, example_hw: tuple[int, int]) -> bytes:
     """The detection network as an ONNX graph (bytes, in memory) with dynamic height and width, so each photo
     keeps its own letterboxed shape. A fused copy is exported; the shared model is left untouched."""
     import torch
@@ -96,12 +108,12 @@ def export_onnx(yolo: Any, example_hw: tuple[int, int]) -> bytes:
 
 
 @lru_cache(maxsize=4)
-def _onnx_session(path: str, mtime: float, threads: int) -> Any:
+def _onnx_session(path: str, mtime: float, threads: int) -> InferenceSession:
     """One ONNX Runtime session per weights file and thread count (export ~2 s, once per process)."""
     return cpu_session(export_onnx(_load(path, mtime), (320, 416)), threads)
 
 
-def _letterbox(imgsz: int, stride: int) -> Any:
+def _letterbox(imgsz: int, stride: int) -> LetterBox:
     """Ultralytics' predictor letterbox: scale to fit imgsz, pad to the smallest multiple of the stride."""
     from ultralytics.data.augment import LetterBox
 

@@ -292,12 +292,13 @@ def is_missing(value: Any) -> bool:
 
 def audit_attribute(y_true: Sequence[str], y_pred: Sequence[str], groups: Sequence[Any],
                     subjects: Sequence[Any] | None = None, *, attribute: str, scope: str | None = None,
-                    config: BootstrapConfig = BootstrapConfig(), classes: Sequence[str] = EMOTIONS) -> AttributeAudit:
+                    config: BootstrapConfig | None = None, classes: Sequence[str] = EMOTIONS) -> AttributeAudit:
     """Per-group metrics and between-group gaps for one attribute.
 
     `y_true`/`y_pred` are emotion names from `classes`; rows whose group is missing ("", NaN, "unknown")
     are counted in `n_missing` and left out. With `subjects`, resampling draws whole subjects per group.
     """
+    config = BootstrapConfig() if config is None else config  # read at call time: settings may change
     key = f"{scope}/{attribute}" if scope else attribute
     index = {c: i for i, c in enumerate(classes)}
     yt = np.array([index[e] for e in y_true], dtype=np.int64)
@@ -326,9 +327,10 @@ def audit_attribute(y_true: Sequence[str], y_pred: Sequence[str], groups: Sequen
 
 
 def overall_metrics(y_true: Sequence[str], y_pred: Sequence[str], subjects: Sequence[Any] | None = None, *,
-                    name: str = "all", config: BootstrapConfig = BootstrapConfig(),
+                    name: str = "all", config: BootstrapConfig | None = None,
                     classes: Sequence[str] = EMOTIONS) -> GroupMetrics:
     """The same metrics for a whole set (a reference line for the groups)."""
+    config = BootstrapConfig() if config is None else config  # read at call time: settings may change
     index = {c: i for i, c in enumerate(classes)}
     yt = np.array([index[e] for e in y_true], dtype=np.int64)
     yp = np.array([index[e] for e in y_pred], dtype=np.int64)
@@ -339,10 +341,11 @@ def overall_metrics(y_true: Sequence[str], y_pred: Sequence[str], subjects: Sequ
 
 def audit_frame(frame: pd.DataFrame, attributes: Sequence[str], *, within: str | None = None,
                 subject: str | None = None, truth: str = "emotion", pred: str = "predicted",
-                config: BootstrapConfig = BootstrapConfig(), classes: Sequence[str] = EMOTIONS,
+                config: BootstrapConfig | None = None, classes: Sequence[str] = EMOTIONS,
                 meta: dict[str, Any] | None = None) -> FairnessAudit:
     """Audit every attribute within every value of `within` (e.g. source): groups are only compared
     inside one scope, because across sources the photo conditions differ along with the people."""
+    config = BootstrapConfig() if config is None else config  # read at call time: settings may change
     scopes: list[str | None] = [None]
     if within:
         scopes = sorted({str(v) for v in frame[within] if not is_missing(v)})

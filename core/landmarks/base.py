@@ -7,7 +7,14 @@ import cv2
 import numpy as np
 
 from core.detection.base import Box
+from core.errors import UserFacingError
 from core.landmarks.mapping import to_68
+
+
+class LandmarkerUnavailable(UserFacingError):
+    """A landmarker whose package or model file is not installed: the message says what to install."""
+
+    code = "landmarker_unavailable"
 
 
 class Landmarker(ABC):

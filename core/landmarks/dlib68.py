@@ -10,22 +10,28 @@ from pathlib import Path
 
 import numpy as np
 
+from core.detection import dlib_hog
 from core.detection.base import Box
-from core.landmarks.base import Landmarker, context_crop, to_image_coords
+from core.landmarks.base import Landmarker, LandmarkerUnavailable, context_crop, to_image_coords
 
 MODEL_FILE = "shape_predictor_68_face_landmarks.dat"
 
 
-def model_path() -> Path:
+def model_path() -> Path | None:
     """Where face-recognition-models keeps the predictor, found without importing the package
-    (its import pulls in the deprecated pkg_resources)."""
+    (its import pulls in the deprecated pkg_resources); None when the package is not installed."""
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("dlib's 68-point model is not installed: pip install face-recognition-models==0.3.0")
-    path = Path(list(spec.submodule_search_locations)[0]) / "models" / MODEL_FILE
-    if not path.exists():
-        raise RuntimeError(f"dlib's 68-point model file is missing: {path}")
-    return path
+        return None
+    return Path(list(spec.submodule_search_locations)[0]) / "models" / MODEL_FILE
+
+
+def install_hint() -> str | None:
+    """The registry's check: None when dlib and its 68-point model are installed, else what to install."""
+    path = model_path()
+    if path is None or not path.is_file():
+        return "dlib's 68-point model is missing (`pip install face-recognition-models==0.3.0`)."
+    return dlib_hog.install_hint()
 
 
 class Dlib68Landmarker(Landmarker):
@@ -40,10 +46,11 @@ class Dlib68Landmarker(Landmarker):
     num_points = 68
 
     def __init__(self, min_box: int = 160, max_box: int = 400, context: float = 0.25) -> None:
-        try:
-            import dlib
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise RuntimeError("dlib is not installed: pip install dlib-bin==20.0.1.post1") from exc
+        hint = install_hint()
+        if hint is not None:
+            raise LandmarkerUnavailable(f"The dlib 68-point landmarker cannot run here: {hint}")
+        import dlib
+
         self._dlib = dlib
         self._predictor = dlib.shape_predictor(str(model_path()))
         self.min_box, self.max_box, self.context = min_box, max_box, context

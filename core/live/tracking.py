@@ -13,19 +13,23 @@ import math
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, ClassVar, Sequence
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, ClassVar, Sequence
 
 import cv2
 import numpy as np
 import pandas as pd
 
 from core import settings
-from core.emotion.classifier import EmotionClassifier
-from core.detection import Box, Detection, FaceDetector
+from core.detection import Detection, FaceDetector
 from core.detection.base import box_iou
+from core.emotion.classifier import EmotionClassifier
+from core.landmarks.base import Landmarker
 from core.pipeline import FaceResult
 from core.render import render
+
+if TYPE_CHECKING:
+    import av  # streamlit-webrtc's frames; imported where the callbacks run
 
 
 @dataclass
@@ -44,9 +48,6 @@ class StageTimings:
     STAGES: ClassVar[tuple[str, ...]] = ("convert_in", "detect", "track", "classify", "landmarks", "render",
                                          "convert_out")
 
-    def as_dict(self) -> dict[str, float]:
-        return asdict(self)
-
 
 @dataclass
 class LiveConfig:
@@ -63,29 +64,13 @@ class LiveConfig:
     history_s: float = field(default_factory=lambda: settings.get().live_history_s)
 
 
-@dataclass
-class LiveFace:
-    """One tracked face on one frame: smoothed and raw probabilities in the classifier's class order."""
+@dataclass(kw_only=True)
+class LiveFace(FaceResult):
+    """One tracked face on one frame: a `FaceResult` whose `probs` are smoothed over time (so labels do not
+    flicker), plus its track and that frame's own (raw) probabilities, in the classifier's class order."""
 
     track_id: int
-    box: Box
-    score: float
-    probs: np.ndarray
     raw_probs: np.ndarray
-    classes: tuple[str, ...]
-    landmarks: np.ndarray | None = field(default=None, repr=False)
-
-    @property
-    def label(self) -> str:
-        return self.classes[int(np.argmax(self.probs))]
-
-    @property
-    def confidence(self) -> float:
-        return float(np.max(self.probs))
-
-    def to_face_result(self) -> FaceResult:
-        return FaceResult(box=self.box, score=self.score, probs=self.probs, classes=self.classes,
-                          landmarks=self.landmarks)
 
 
 @dataclass
@@ -193,7 +178,7 @@ class LiveAnalyzer:
     """
 
     def __init__(self, detector: FaceDetector, classifier: EmotionClassifier, config: LiveConfig | None = None,
-                 landmarker: Any | None = None) -> None:
+                 landmarker: Landmarker | None = None) -> None:
         self.detector, self.classifier = detector, classifier
         self.config = config or LiveConfig()
         self.landmarker = landmarker
@@ -269,9 +254,10 @@ class LiveAnalyzer:
                 points = tr.keypoints
                 if cfg.landmarks and self.landmarker is not None:
                     points = self.landmarker.landmarks(rgb, tuple(tr.box))
-                faces.append(LiveFace(tr.track_id, tuple(float(v) for v in tr.box), tr.score,  # type: ignore[arg-type]
-                                      tr.probs, tr.raw, self.classifier.classes,
-                                      points if cfg.landmarks else None))
+                box = tuple(float(v) for v in tr.box)
+                faces.append(LiveFace(track_id=tr.track_id, box=box, score=tr.score,  # type: ignore[arg-type]
+                                      probs=tr.probs, raw_probs=tr.raw,  # type: ignore[arg-type]
+                                      classes=self.classifier.classes, landmarks=points if cfg.landmarks else None))
             if cfg.landmarks and self.landmarker is not None:
                 timings.landmarks = (time.perf_counter() - t3) * 1000
         frame = LiveFrame(self._index, t, detect_now, sorted(faces, key=lambda f: f.track_id), timings)
@@ -294,7 +280,7 @@ class LiveAnalyzer:
     def annotate(self, rgb: np.ndarray, frame: LiveFrame) -> np.ndarray:
         """Boxes, labels (and landmarks) for `frame` drawn on a copy of `rgb`; adds the render time."""
         t0 = time.perf_counter()
-        out = render(rgb, [f.to_face_result() for f in frame.faces], show_landmarks=self.config.landmarks)
+        out = render(rgb, frame.faces, show_landmarks=self.config.landmarks)
         if self.config.readout:
             fps, total = self._rate(), self._mean_total()
             text = f"{fps:4.1f} FPS  {total:4.1f} ms" if total else "measuring..."
@@ -303,16 +289,7 @@ class LiveAnalyzer:
         frame.timings.render = (time.perf_counter() - t0) * 1000
         return out
 
-    def process_rgb(self, rgb: np.ndarray, t: float | None = None) -> tuple[np.ndarray, LiveFrame]:
-        """Analyse, draw and record one RGB frame (the callback minus the WebRTC conversions)."""
-        t0 = time.perf_counter()
-        frame = self.process(rgb, t)
-        out = self.annotate(rgb, frame)
-        frame.timings.total = (time.perf_counter() - t0) * 1000
-        self._record(frame)
-        return out, frame
-
-    def frame_callback(self, frame: Any) -> Any:
+    def frame_callback(self, frame: av.VideoFrame) -> av.VideoFrame:
         """streamlit-webrtc `video_frame_callback`: av.VideoFrame in, annotated av.VideoFrame out."""
         import av
 
@@ -329,7 +306,7 @@ class LiveAnalyzer:
         self._record(live)
         return out
 
-    async def queued_frames_callback(self, frames: list[Any]) -> list[Any]:
+    async def queued_frames_callback(self, frames: list[av.VideoFrame]) -> list[av.VideoFrame]:
         """streamlit-webrtc `queued_video_frames_callback`: frames that queued up while the previous one
         was processed are stale; only the newest is analysed, the rest are dropped (and counted)."""
         with self._stats_lock:

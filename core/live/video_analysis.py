@@ -5,12 +5,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-import cv2
 import pandas as pd
 
 from core import settings
 from core.live.tracking import LiveAnalyzer, LiveFrame
-from core.live.video_io import VideoInfo, VideoRejected, open_video
+from core.live.video_io import ASSUMED_FPS, FrameSampler, VideoInfo
 
 
 @dataclass
@@ -48,40 +47,23 @@ def analyze_video(data: bytes, analyzer: LiveAnalyzer, name: str = "video", stri
     `progress(fraction, text)` is called about every 2% of the video. Videos whose length the container
     does not tell are cut at VIDEO_MAX_SECONDS, with a note.
     """
-    video, info = open_video(data)
-    cap = video.cap
-    stride = max(1, int(stride))
-    fps = info.fps or 25.0
-    notes = [] if info.fps else ["The video does not state its frame rate; 25 fps was assumed for times."]
-    max_frames = int(settings.get().video_max_seconds * fps)
-    total = min(info.frames, max_frames) if info.frames else max_frames
+    sampler = FrameSampler(data, stride=stride)
+    info = sampler.info
+    notes = [] if info.fps else [f"The video does not state its frame rate; {ASSUMED_FPS:g} fps was assumed for times."]
+    total = min(info.frames, sampler.max_frames) if info.frames else sampler.max_frames
     every = max(1, total // 50)
     frames: list[LiveFrame] = []
     start = time.perf_counter()
-    index = 0
-    try:
-        while index < max_frames:
-            if index % stride:
-                if not cap.grab():
-                    break
-            else:
-                ok, bgr = cap.read()
-                if not ok:
-                    break
-                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                frame = analyzer.process(rgb, t=index / fps)
-                frame.index = index
-                frames.append(frame)
-            index += 1
-            if progress and index % every == 0:
-                progress(min(1.0, index / total), f"Frame {index} of {total if info.frames else '?'}")
-        else:
-            if cap.grab():
-                notes.append(f"Only the first {settings.get().video_max_seconds:.0f} s were analysed (the limit).")
-    finally:
-        video.release()
-    if not frames:
-        raise VideoRejected("No frame of this video could be decoded.", code="no_frames")
+    reported = 0
+    for sample in sampler:
+        frame = analyzer.process(sample.rgb, t=sample.t_s)
+        frame.index = sample.index
+        frames.append(frame)
+        if progress and sampler.position // every > reported:
+            reported = sampler.position // every
+            progress(min(1.0, sampler.position / total), f"Frame {sampler.position} of {total if info.frames else '?'}")
+    if sampler.truncated:
+        notes.append(f"Only the first {settings.get().video_max_seconds:.0f} s were analysed (the limit).")
     if progress:
         progress(1.0, f"Analysed {len(frames)} frames")
     return VideoAnalysis(name, info, frames, analyzer.classifier.classes, time.perf_counter() - start, notes)

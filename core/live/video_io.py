@@ -1,14 +1,18 @@
 """Reading video in memory: open uploaded bytes with OpenCV's FFmpeg backend (no temporary file), check the
-limits in `core.settings`, and refuse what cannot be read with a plain `VideoRejected` message.
+limits in `core.settings`, refuse what cannot be read with a plain `VideoRejected` message, and sample
+frames (`FrameSampler`).
 
-Shared by the Live Webcam page's video-file analysis and by batch.
+Shared by the Live Webcam page's video-file analysis (every n-th frame) and by batch (n frames per second),
+so both read, skip, time and cut videos the same way.
 """
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Iterator
 
 import cv2
+import numpy as np
 
 from core import settings
 from core.errors import UserFacingError
@@ -48,12 +52,6 @@ class MemoryVideo:
         self.cap.release()
         self._stream = None
 
-    def __enter__(self) -> "MemoryVideo":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
 
 def open_video(data: bytes) -> tuple[MemoryVideo, VideoInfo]:
     """Open video bytes in memory and check the limits in core.settings; the caller releases the video.
@@ -87,3 +85,59 @@ def open_video(data: bytes) -> tuple[MemoryVideo, VideoInfo]:
         video.release()
         raise problem
     return video, info
+
+
+ASSUMED_FPS = 25.0  # for times, when the container does not state its frame rate
+
+
+@dataclass(frozen=True)
+class VideoFrame:
+    """One sampled frame: its position in the video, its time (index / frame rate) and its RGB pixels."""
+
+    index: int
+    t_s: float
+    rgb: np.ndarray = field(repr=False, compare=False)
+
+
+class FrameSampler:
+    """The sampled frames of video bytes, decoded in memory within the limits of `open_video` (which runs
+    here, so a refused video raises `VideoRejected` at construction).
+
+    Either every `stride`-th frame, or with `fps` > 0 about `fps` frames per second of video (every frame when
+    the video has fewer). Frames between samples are grabbed, not decoded to pixels; a sample that fails to
+    decode is skipped. Reading stops at `settings.video_max_seconds` (`truncated` then says whether frames
+    were left); `position` counts the frames passed so far, for progress. Iterate once; iterating releases
+    the video, and raises `VideoRejected` (code `no_frames`) when no frame at all could be decoded.
+    """
+
+    def __init__(self, data: bytes, stride: int = 1, fps: float = 0.0) -> None:
+        if fps > 0 and stride != 1:
+            raise ValueError("Give a stride or a frame rate to sample at, not both.")
+        self.video, self.info = open_video(data)
+        self.rate = self.info.fps or ASSUMED_FPS
+        if fps > 0:
+            self.step = 1.0 if fps >= self.rate else self.rate / fps
+        else:
+            self.step = float(max(1, int(stride)))
+        self.max_frames = int(settings.get().video_max_seconds * self.rate)
+        self.position = 0
+        self.truncated = False
+
+    def __iter__(self) -> Iterator[VideoFrame]:
+        cap, next_pick, found = self.video.cap, 0.0, 0
+        try:
+            while self.position < self.max_frames and cap.grab():
+                index = self.position
+                self.position += 1
+                if index < int(next_pick + 0.5):
+                    continue
+                next_pick += self.step
+                ok, bgr = cap.retrieve()
+                if ok:
+                    found += 1
+                    yield VideoFrame(index, index / self.rate, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            self.truncated = self.position >= self.max_frames and cap.grab()
+        finally:
+            self.video.release()
+        if not found:
+            raise VideoRejected("No frame of this video could be decoded.", code="no_frames")

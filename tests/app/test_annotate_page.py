@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 
 import pytest
@@ -166,3 +167,5 @@ def test_finetune_button_trains_and_offers_the_model(shipped_weights, downloads)
     model_zip = zipfile.ZipFile(io.BytesIO(downloads["emotion_finetuned.zip"]))
     assert {"emotion_finetuned.safetensors", "emotion_finetuned.json",
             "finetune_report.json"} <= set(model_zip.namelist())
+    card = json.loads(model_zip.read("emotion_finetuned.json"))
+    assert (card["command"], card["commit"]) == ("Annotate page fine-tune", "not recorded")

@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import settings
-from core.batch.work import BATCH_COLUMNS
+from core.batch.schema import BATCH_COLUMNS
 from core.emotion.vocabulary import EMOTIONS
 from tests.app.test_pages import all_text
 from tests.conftest import ROOT
@@ -36,7 +36,7 @@ def make_results() -> pd.DataFrame:
         face("clips/talk.mp4", "happy" if 5 <= k < 15 else "neutral", frame=k * 10, t_s=k * 0.5)
     rows.append({"file": "party/broken.png", "error": "The PNG file is damaged.", "error_code": "corrupt_image"})
     rows.append({"file": "office/wall.jpg", "error": "no face found", "error_code": "no_face"})
-    return pd.DataFrame(rows).reindex(columns=BATCH_COLUMNS)
+    return pd.DataFrame(rows).reindex(columns=list(BATCH_COLUMNS))
 
 
 @pytest.fixture()

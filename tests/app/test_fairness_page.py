@@ -104,7 +104,7 @@ def test_bad_labels_get_messages_naming_the_row(monkeypatch, tmp_path, astronaut
     assert "line 3 (b.jpg): emotion 'joyful' is not one of" in text
     assert "line 4 (c.jpg): this image is not in the set" in text
     at.file_uploader[0].set_value([("set.zip", b"PK\x03\x04broken", "application/zip")]).run()
-    assert "not a readable zip" in at.error[0].value
+    assert "set.zip: The zip file is damaged" in at.error[0].value
 
 
 def test_audit_your_own_zip(monkeypatch, tmp_path, astronaut, shipped_weights):
@@ -115,13 +115,17 @@ def test_audit_your_own_zip(monkeypatch, tmp_path, astronaut, shipped_weights):
         img = astronaut if i % 2 == 0 else cv2.convertScaleAbs(astronaut, alpha=0.5)
         images[f"photos/p{i}.jpg"] = encode(img, "JPEG")
         lines.append(f"p{i}.jpg,{'happy' if i < 3 else 'neutral'},s{i},{'bright' if i % 2 == 0 else 'dark'}")
-    images["photos/broken.jpg"] = b"\xff\xd8\xff broken"
+    noise = encode(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8), "JPEG")
+    images["photos/broken.jpg"] = noise[:len(noise) // 2]  # reads as a JPEG, fails when decoded
     lines.append("broken.jpg,sad,s9,dark")
+    images["photos/garbage.jpg"] = b"\xff\xd8\xff garbage"  # not even a JPEG header: skipped when read
+    lines.append("garbage.jpg,sad,s10,dark")
     data = _zip({**images, "photos/labels.csv": "\n".join(lines).encode()})
     at = page(monkeypatch, tmp_path).run()
     at.file_uploader[0].set_value([("set.zip", data, "application/zip")]).run()
     assert not at.exception
-    assert "7 labelled image(s) ready" in all_text(at)
+    assert "7 labelled image(s) ready; 1 row(s) skipped" in all_text(at)
+    assert "labels.csv line 9 (garbage.jpg)" in all_text(at)
     assert at.multiselect[-1].value == ["lighting"]
     at.button[0].click().run()
     assert not at.exception

@@ -16,7 +16,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from core.batch.engine import BATCH_COLUMNS, BatchConfig, LocalEngine, open_input, run_batch
+from core.batch.engine import LocalEngine, run_batch
+from core.batch.inputs import open_input
+from core.batch.schema import BATCH_COLUMNS
+from core.batch.work import BatchConfig
 from core.emotion.vocabulary import EMOTIONS
 from tests.conftest import ROOT
 
@@ -77,7 +80,7 @@ def assert_same_rows(a: pd.DataFrame, b: pd.DataFrame) -> None:
 
 def test_local_rows_cover_faces_videos_and_errors(local_rows):
     rows = local_rows.set_index("file")
-    assert list(local_rows.columns) == BATCH_COLUMNS
+    assert tuple(local_rows.columns) == BATCH_COLUMNS
     assert rows.loc["people/astronaut.png", "emotion"] == "happy"
     assert rows.loc["broken.jpg", "error_code"] == "corrupt_image"
     assert rows.loc["noise.png", "error_code"] == "no_face"

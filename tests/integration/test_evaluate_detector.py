@@ -47,6 +47,32 @@ def test_cli_writes_the_report_contract(faces_dir, tmp_path):
         assert again["detectors"][name]["f1"] == report["detectors"][name]["f1"]
 
 
+def test_update_card_writes_the_ensemble_card_the_app_serves(faces_dir, tmp_path):
+    import os
+
+    from core.detection import make_detector
+    from core.detection.ensemble import CARD_NAME, load_config
+
+    weights = tmp_path / "w"
+    cmd = [sys.executable, "-m", "training.evaluate_detector", "--data", str(faces_dir), "--limit", "2",
+           "--detectors", "haar,mediapipe,ensemble", "--ensemble-members", "haar,mediapipe", "--update-card",
+           "--json", str(tmp_path / "detection.json"), "--cache-dir", str(tmp_path / "cache"),
+           "--timing-images", "1", "--threads", "1"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "EMOLENS_WEIGHTS_DIR": str(weights)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads((tmp_path / "detection.json").read_text())
+    card = json.loads((weights / CARD_NAME).read_text())
+    assert not (weights / "face_yolo.json").exists()  # yolo was not evaluated: its card is not touched
+    assert card["task"] == "face-detection" and card["members"] == ["haar", "mediapipe"]
+    assert card["source"]["command"] == report["command"] and card["source"]["commit"] == report["commit"]
+    assert card["default_threshold"] == report["ensemble"]["default_threshold"]
+    settings.configure(weights_dir=weights)
+    detector = make_detector("ensemble")
+    assert detector.config == load_config() and detector.config.threshold == card["default_threshold"]
+    assert [m.threshold for m in detector.members] == card["member_thresholds"]
+
+
 def test_cli_rejects_unknown_detectors(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "training.evaluate_detector", "--detectors", "haar,nope",
                            "--json", str(tmp_path / "x.json")], cwd=ROOT, capture_output=True, text=True)

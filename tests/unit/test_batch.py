@@ -1,4 +1,4 @@
-"""Safe zip reading (core.archive) and the resumable batch engine and CLI (core.batch.engine, `python -m core batch`)."""
+"""Safe zip reading (core.archive) and the resumable batch engine and CLI (core.batch, `python -m core batch`)."""
 from __future__ import annotations
 
 import csv
@@ -14,8 +14,10 @@ from core import settings
 from core.analysis import results_table
 from core.archive import (ArchiveLimits, CorruptArchive, MemberUnreadable, NotAZip, SafeZip, TooManyFiles,
                           UnsafePath, ZipBomb, is_image_name, iter_zip_images)
-from core.batch.engine import (BATCH_COLUMNS, BatchError, BatchItem, LocalEngine, completed_files, open_input,
-                        process_item, run_batch)
+from core.batch.engine import LocalEngine, run_batch
+from core.batch.inputs import BatchError, BatchItem, open_input
+from core.batch.schema import BATCH_COLUMNS, FACE_COLUMNS
+from core.batch.work import process_batch
 from core.detection import Detection, FaceDetector
 from core.validation import FileTooLarge
 from tests.conftest import encode
@@ -125,7 +127,7 @@ def test_is_image_name():
     assert not is_image_name("a/.b.png") and not is_image_name("__MACOSX/a.png") and not is_image_name("a.csv")
 
 
-# ---- core.batch.engine ------------------------------------------------------------------------------------
+# ---- core.batch --------------------------------------------------------------------------------------------
 
 class FixedDetector(FaceDetector):
     """Two faces in every image of at least 64 px (so results are known without a real detector)."""
@@ -167,9 +169,9 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 
 def test_columns_are_results_table_plus_frame_time_and_error_code():
-    table = list(results_table([]).columns)
-    assert BATCH_COLUMNS == [table[0], "frame", "t_s", *table[1:], "error_code"]
-    assert BATCH_COLUMNS[0] == "file"
+    table = tuple(results_table([]).columns)
+    assert table == FACE_COLUMNS
+    assert BATCH_COLUMNS == (table[0], "frame", "t_s", *table[1:], "error_code")
 
 
 def test_folder_discovery_is_recursive_sorted_and_image_only(photos):
@@ -183,7 +185,7 @@ def test_batch_rows_faces_no_face_and_errors(photos, tmp_path, pipeline):
     summary = run_batch(photos, out, engine=LocalEngine(pipeline), progress=False)
     assert (summary.total, summary.processed, summary.skipped, summary.failed, summary.faces) == (4, 4, 0, 1, 4)
     rows = read_csv(out)
-    assert list(rows[0]) == BATCH_COLUMNS
+    assert tuple(rows[0]) == BATCH_COLUMNS
     assert [(r["file"], r["face"], r["error_code"]) for r in rows] == [
         ("a.png", "1", ""), ("a.png", "2", ""), ("sub/b.jpg", "1", ""), ("sub/b.jpg", "2", ""),
         ("sub/broken.png", "", "corrupt_image"), ("sub/deeper/c.webp", "", "no_face")]
@@ -223,7 +225,6 @@ def test_resume_after_a_crash_mid_file(photos, tmp_path, pipeline):
     assert {r["file"] for r in read_csv(out)} == {"a.png", "sub/b.jpg"}
     with open(out, "a") as fh:
         fh.write("sub/broken.png,,,,")  # a half-written line, as a kill mid-write leaves it
-    assert completed_files(out) == {"a.png", "sub/b.jpg"}
     summary = run_batch(photos, out, engine=LocalEngine(pipeline), progress=False)
     assert (summary.processed, summary.skipped) == (2, 2)
     rows = read_csv(out)
@@ -238,6 +239,26 @@ def test_refuses_to_append_to_a_foreign_csv(photos, tmp_path, pipeline):
     with pytest.raises(BatchError, match="not an EmoLens batch results file"):
         run_batch(photos, out, engine=LocalEngine(pipeline), progress=False)
     assert out.read_text() == "name,score\nx,1\n"
+
+
+def test_a_results_csv_without_its_journal_is_refused_untouched(photos, tmp_path, pipeline):
+    out = tmp_path / "results.csv"
+    run_batch(photos, out, engine=LocalEngine(pipeline), progress=False)
+    out.with_name("results.csv.progress.jsonl").unlink()
+    before = out.read_bytes()
+    with pytest.raises(BatchError, match="no progress journal results.csv.progress.jsonl") as err:
+        run_batch(photos, out, engine=LocalEngine(pipeline), progress=False)
+    assert "choose another --out" in err.value.message and out.read_bytes() == before
+    assert not out.with_name("results.csv.progress.jsonl").exists()
+
+
+@pytest.mark.parametrize("content", ["", ",".join(BATCH_COLUMNS) + "\n"])
+def test_an_empty_or_header_only_csv_without_journal_starts_a_new_run(photos, tmp_path, pipeline, content):
+    out = tmp_path / "results.csv"  # e.g. a run killed between writing the header and its first journal line
+    out.write_text(content)
+    summary = run_batch(photos, out, engine=LocalEngine(pipeline), progress=False)
+    assert (summary.processed, summary.skipped) == (4, 0)
+    assert out.read_text().count("file,frame,t_s,") == 1 and len(read_csv(out)) == 6
 
 
 def test_zip_input_gives_the_same_rows_as_the_folder(photos, tmp_path, pipeline):
@@ -304,10 +325,10 @@ def test_unexpected_failure_on_one_file_is_recorded_and_the_batch_goes_on(photos
     assert codes[0] == "analysis_failed" and summary.processed == 4 and summary.failed == 2
 
 
-def test_process_item_never_raises(pipeline, tmp_path):
-    for item in [BatchItem("a", path=tmp_path / "nope.png"), BatchItem("b", data=b"junk"), BatchItem("c"),
-                 BatchItem("d", error=FileTooLarge("The file is too large."))]:
-        result = process_item(pipeline, item)
+def test_process_batch_never_raises(pipeline, tmp_path):
+    items = [BatchItem("a", path=tmp_path / "nope.png"), BatchItem("b", data=b"junk"), BatchItem("c"),
+             BatchItem("d", error=FileTooLarge("The file is too large."))]
+    for result in process_batch(pipeline, items):
         assert not result.ok and len(result.rows) == 1 and result.rows[0]["error_code"]
 
 

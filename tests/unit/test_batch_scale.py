@@ -12,10 +12,12 @@ import pandas as pd
 import pytest
 
 from core.analysis import ImageAnalysis
-from core.batch.engine import (BATCH_COLUMNS, BatchConfig, BatchError, BatchItem, LocalEngine, open_input, output_format,
-                        process_batch, process_item, run_batch)
-from core.batch.output import Journal, open_sink
-from core.batch.work import analysis_rows, sample_video_frames
+from core.batch.engine import LocalEngine, run_batch
+from core.batch.inputs import BatchError, BatchItem, open_input
+from core.batch.output import Journal, open_sink, output_format
+from core.batch.schema import BATCH_COLUMNS
+from core.batch.work import BatchConfig, analysis_rows, process_batch
+from core.live.video_io import FrameSampler
 from core.pipeline import FaceResult
 from tests.conftest import ROOT
 from tests.unit.test_api import make_tiny_weights
@@ -62,7 +64,7 @@ def test_folder_listing_is_recursive_with_videos_and_skips_clutter(media):
     with open_input(media) as inputs:
         assert inputs.names == ["a.png", "broken.png", "day1/b.jpg", "day1/clip.mp4", "day1/cam/clip.avi"]
         assert Path(inputs.spec.root).is_absolute()
-        assert [i.is_video for i in inputs.items()] == [False, False, False, True, True]
+        assert [inputs.reader.read(n).is_video for n in inputs.names] == [False, False, False, True, True]
 
 
 def test_list_file_and_zip_listing(media, tmp_path):
@@ -94,7 +96,7 @@ def test_face_rows_are_the_cli_contract_flattened():
     probs = np.array([0.1, 0, 0, 0.7, 0.1, 0, 0.1], np.float32)
     face = FaceResult(box=(1.04, 2.0, 30.0, 40.0), score=0.91234, probs=probs)
     [row] = analysis_rows(ImageAnalysis(file="v.mp4", faces=[face]), frame=12, t_s=0.4)
-    assert list(row) == BATCH_COLUMNS
+    assert tuple(row) == BATCH_COLUMNS
     assert row["file"] == "v.mp4" and row["frame"] == 12 and row["t_s"] == 0.4 and row["face"] == 1
     assert (row["x1"], row["y2"], row["score"], row["emotion"], row["confidence"]) == (1.0, 40.0, 0.9123, "happy", 0.7)
     assert row["p_happy"] == 0.7 and row["error"] is None and row["error_code"] is None
@@ -127,14 +129,14 @@ def test_every_bad_input_is_one_error_row(pipeline, tmp_path):
 @pytest.mark.parametrize("fps, frames", [(2, [0, 5, 10, 15]), (0, list(range(20))), (3, [0, 3, 7, 10, 13, 17])])
 def test_video_frames_sampled_at_the_requested_rate(media, fps, frames):
     data = (media / "day1" / "cam" / "clip.avi").read_bytes()
-    got = [(i, t) for i, t, rgb in sample_video_frames(data, fps)]
+    got = [(f.index, f.t_s) for f in FrameSampler(data, fps=fps)]
     assert [i for i, _ in got] == frames
     assert [t for _, t in got] == pytest.approx([i / 10 for i in frames])
 
 
 def test_video_rows_carry_frame_and_time(media, pipeline):
-    result = process_item(pipeline, BatchItem("clip.avi", path=media / "day1" / "cam" / "clip.avi"),
-                          BatchConfig(fps=5))
+    [result] = process_batch(pipeline, [BatchItem("clip.avi", path=media / "day1" / "cam" / "clip.avi")],
+                             BatchConfig(fps=5))
     assert result.ok and result.faces == 2 * 10  # FixedDetector: two faces on each of 10 sampled frames
     assert [(r["frame"], r["t_s"], r["face"]) for r in result.rows[:4]] == [(0, 0.0, 1), (0, 0.0, 2),
                                                                              (2, 0.2, 1), (2, 0.2, 2)]
@@ -143,7 +145,7 @@ def test_video_rows_carry_frame_and_time(media, pipeline):
 
 def test_a_video_without_faces_is_one_no_face_row(tmp_path, pipeline):
     write_video(tmp_path / "small.avi", size=48)  # FixedDetector finds nothing under 64 px
-    result = process_item(pipeline, BatchItem("small.avi", path=tmp_path / "small.avi"))
+    [result] = process_batch(pipeline, [BatchItem("small.avi", path=tmp_path / "small.avi")])
     assert result.ok and [r["error_code"] for r in result.rows] == ["no_face"]
 
 
@@ -183,7 +185,7 @@ def test_interrupted_run_resumes_and_every_file_appears_once(media, tmp_path, pi
     summary = run_batch(media, out, config, engine=LocalEngine(pipeline), progress=False)
     assert (summary.skipped, summary.processed) == (3, 2)
     table = pd.read_csv(out) if suffix == ".csv" else pd.read_parquet(out)
-    assert list(table.columns) == BATCH_COLUMNS
+    assert tuple(table.columns) == BATCH_COLUMNS
     files_once(table, names)
     assert table.loc[table.file == "day1/cam/clip.avi", "frame"].dropna().astype(int).tolist()[:4] == [0, 0, 2, 2]
 

@@ -9,26 +9,15 @@ import pytest
 from PIL import Image
 
 from core import settings
-from core.detection import (Detection, DetectorUnavailable, FaceDetector, available_detectors, is_available,
-                            make_detector, registered_detectors)
+from core.detection import DetectorUnavailable, available_detectors, is_available, make_detector, registered_detectors
 from core.detection.dlib_hog import margin_to_score, score_to_margin
 from core.detection.ensemble import EnsembleConfig, EnsembleDetector, fuse
 from core.detection.metrics import (Matches, average_precision, best_f1_threshold, ground_truth, match_image,
                                     operating_point)
+from tests.unit.fakes import FixedDetector
 
 FACE = (100.0, 100.0, 160.0, 170.0)     # counted at min_face 32
 SMALL = (300.0, 50.0, 320.0, 70.0)      # 20 px: an ignore region at min_face 32
-
-
-class FixedDetector(FaceDetector):
-    name = "fixed"
-
-    def __init__(self, dets, threshold=0.0):
-        super().__init__(threshold)
-        self.dets = dets
-
-    def _detect(self, image):
-        return [Detection(box=b, score=s) for b, s in self.dets]
 
 
 def test_detection_on_ignored_face_is_neither_tp_nor_fp():

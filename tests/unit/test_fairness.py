@@ -1,9 +1,7 @@
 """Fairness metrics and the labelled-set reader, on generated data where the true gap is known."""
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 
 import numpy as np
 import pandas as pd
@@ -14,7 +12,10 @@ from core.emotion.preprocess import crop_face
 from core.emotion.vocabulary import EMOTIONS
 from core.fairness.metrics import (BootstrapConfig, FairnessAudit, audit_attribute, audit_frame, cluster_bootstrap_confusions,
                            confusion_metrics)
-from core.fairness.audit import DatasetError, classify_image, open_upload, open_zip, parse_labels, predict_set
+from core import settings
+from core.datasets.labelled import LabelledFace, LabelledSet, LabelledSetError, read_uploads, write_labels_zip
+from core.fairness.audit import (attribute_candidates, audit_dataset, audit_faces, classify_image, predict_set,
+                                 sample_set)
 from tests.conftest import encode
 
 K = len(EMOTIONS)
@@ -191,75 +192,59 @@ def _csv(text: str) -> bytes:
     return text.strip().encode() + b"\n"
 
 
-def test_labels_rows_get_plain_messages_naming_the_line():
-    files = {"a.jpg", "b.jpg", "c.jpg", "d.jpg"}
-    rows, problems, excluded = parse_labels(_csv("""
-file,emotion,gender,x1,y1,x2,y2,reviewed
-a.jpg,HAPPINESS,female,,,,,1
-b.jpg,happpy,male,,,,,1
-missing.jpg,sad,male,,,,,yes
-a.jpg,sad,female,,,,,1
-c.jpg,Surprised,male,10,10,5,40,1
-d.jpg,neutral,,1,2,30,40,true
-b.jpg,not_a_face,,1,2,30,40,1
-c.jpg,,,,,,,0
-d.jpg,sad,,40,2,70,40,1
-"""), lambda n: n if n in files else None)
-    assert rows.file.tolist() == ["a.jpg", "d.jpg", "d.jpg"]  # two faces of one image are two rows
-    assert rows.emotion.tolist() == ["happy", "neutral", "sad"]
-    assert rows.line.tolist() == [2, 7, 10]
-    assert rows.loc[1, ["x1", "y1", "x2", "y2"]].tolist() == [1, 2, 30, 40]
-    messages = [str(p) for p in problems]
-    assert messages[0].startswith("labels.csv line 3 (b.jpg): emotion 'happpy' is not one of angry")
-    assert "line 4 (missing.jpg)" in messages[1] and "not in the set" in messages[1]
-    assert "line 5" in messages[2] and "same face is already listed on line 2" in messages[2]
-    assert "line 6" in messages[3] and "face box" in messages[3]
-    assert len(messages) == 4 and excluded == {"not reviewed": 1, "marked not a face": 1}
+IMG = encode(np.full((40, 40, 3), 128, np.uint8))
 
 
-@pytest.mark.parametrize("text, words", [
-    ("name,label\na.jpg,happy", "needs the columns 'file' and 'emotion'"),
-    ("file,emotion,x1,y1\na.jpg,happy,1,2", "only some of the face-box columns"),
-    ("", "could not be read"),
-])
-def test_unusable_labels_raise_a_plain_error(text, words):
-    with pytest.raises(DatasetError, match=words):
-        parse_labels(text.encode(), lambda n: n)
+def test_the_audit_reads_through_the_one_reader_and_keeps_going_past_bad_rows():
+    labels = _csv("""
+file,emotion,gender,reviewed
+a.png,HAPPINESS,female,1
+b.png,happpy,male,1
+missing.png,sad,male,1
+c.png,not a face,male,1
+d.png,,female,0
+b.png,Afraid,male,1
+""")
+    ds = read_uploads([("a.png", IMG), ("b.png", IMG), ("c.png", IMG), ("d.png", IMG), ("labels.csv", labels)],
+                      strict=False)
+    assert [(f.file, f.emotion, f.line) for f in audit_faces(ds)] == [("a.png", "happy", 2), ("b.png", "fear", 7)]
+    assert [str(p) for p in ds.problems] == [
+        ("labels.csv line 3 (b.png): emotion 'happpy' is not one of angry, disgust, fear, happy, sad, surprise, "
+         "neutral (or not_a_face)."),
+        "labels.csv line 4 (missing.png): this image is not in the set (check the name and folder)."]
+    assert ds.left_out() == {"not reviewed": 1, "marked not a face": 1}
+    assert attribute_candidates(ds) == ["gender"]
 
 
-def _zip(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        for name, data in members.items():
-            z.writestr(name, data)
-    return buf.getvalue()
+def test_a_set_with_nothing_to_audit_or_too_much_is_refused():
+    with pytest.raises(LabelledSetError, match="No usable rows in l.csv. First problems: l.csv line 2"):
+        audit_faces(read_uploads([("a.png", IMG), ("l.csv", _csv("file,emotion\nzzz.png,happy"))], strict=False))
+    settings.configure(fairness_max_images=2)
+    rows = "".join(f"{i}.png,happy\n" for i in range(3))
+    ds = read_uploads([*((f"{i}.png", IMG) for i in range(3)), ("l.csv", _csv("file,emotion\n" + rows))],
+                      strict=False)
+    with pytest.raises(LabelledSetError, match="lists 3 usable images; the limit is 2"):
+        audit_faces(ds)
 
 
-def test_zip_and_loose_uploads_find_images_by_relative_or_base_name():
-    img = encode(np.full((40, 40, 3), 128, np.uint8))
-    labels = _csv("file,emotion,subject,lighting\nimages/a.png,happy,p1,dark\nb.png,sad,p2,bright")
-    data = _zip({"set/labels.csv": labels, "set/images/a.png": img, "set/images/b.png": img,
-                 "__MACOSX/set/._a.png": b"junk"})
-    ds = open_zip(data, "set.zip")
-    assert len(ds) == 2 and ds.subject == "subject" and ds.attribute_candidates() == ["lighting"]
-    assert ds.reader(ds.rows.file[0]) == img
-    loose = open_upload([("a.png", img), ("b.png", img), ("labels.csv", labels)])
-    assert loose.rows.file.tolist() == ["a.png", "b.png"]
-    with pytest.raises(DatasetError, match="not a readable zip"):
-        open_zip(b"PK\x03\x04 broken", "x.zip")
-    with pytest.raises(DatasetError, match="exactly one CSV"):
-        open_zip(_zip({"a.png": img}), "x.zip")
-    with pytest.raises(DatasetError, match="Add the labels CSV"):
-        open_upload([("a.png", img)])
-    with pytest.raises(DatasetError, match="No usable rows"):
-        open_upload([("a.png", img), ("l.csv", _csv("file,emotion\nzzz.png,happy"))])
+def test_numeric_measurements_and_reserved_columns_are_not_offered_as_groups():
+    rows = "\n".join(f"{i}.png,happy,{20 + i},{'young' if i < 6 else 'old'},s{i},studio,train"
+                     for i in range(12))
+    ds = read_uploads([*((f"{i}.png", IMG) for i in range(12)),
+                       ("l.csv", _csv("file,emotion,age,age_group,person_id,source,split\n" + rows))], strict=False)
+    assert attribute_candidates(ds) == ["age_group"]
+    assert ds.subject_column == "person_id"
 
 
-def test_numeric_measurements_are_not_offered_as_groups():
-    img = encode(np.full((40, 40, 3), 128, np.uint8))
-    rows = "\n".join(f"{i}.png,happy,{20 + i},{'young' if i < 6 else 'old'}" for i in range(12))
-    ds = open_upload([*((f"{i}.png", img) for i in range(12)), ("l.csv", _csv("file,emotion,age,age_group\n" + rows))])
-    assert ds.attribute_candidates() == ["age_group"]
+def test_a_sample_keeps_the_rows_left_out_and_the_problems():
+    rows = "".join(f"{i}.png,happy,1\n" for i in range(10)) + "0.png,not_a_face,1\nzz.png,sad,1\n"
+    ds = read_uploads([*((f"{i}.png", IMG) for i in range(10)), ("l.csv", _csv("file,emotion,reviewed\n" + rows))],
+                      strict=False)
+    small = sample_set(ds, 4, seed=3)
+    assert len(audit_faces(small)) == 4 and small.left_out() == ds.left_out() and small.problems == ds.problems
+    assert [f.line for f in audit_faces(small)] == sorted(f.line for f in audit_faces(small))
+    assert [f.file for f in audit_faces(sample_set(ds, 4, seed=3))] == [f.file for f in audit_faces(small)]
+    assert sample_set(ds, 100) is ds
 
 
 class _Classifier:
@@ -321,20 +306,23 @@ def test_face_modes(box, mode, how):
 def test_predict_set_reports_bad_images_and_uses_given_boxes():
     """With box columns, a row with a box is cropped there and a blank box means the image is the face."""
     good = encode(np.full((60, 60, 3), 30, np.uint8))
-    labels = _csv("file,emotion,x1,y1,x2,y2,g\nok.png,sad,5,5,40,40,a\nbad.png,sad,,,,,b\nplain.png,happy,,,,,b")
-    ds = open_upload([("ok.png", good), ("bad.png", b"%PDF-1.4"), ("plain.png", good), ("l.csv", labels)])
+    noisy = encode(np.random.default_rng(0).integers(0, 255, (60, 60, 3), dtype=np.uint8), "JPEG")
+    truncated = noisy[:len(noisy) // 2]  # the header reads, the pixels do not: fails only when analysed
+    labels = _csv("file,emotion,x1,y1,x2,y2,g\nok.png,sad,5,5,40,40,a\nbad.jpg,sad,,,,,b\nplain.png,happy,,,,,b")
+    ds = read_uploads([("ok.png", good), ("bad.jpg", truncated), ("plain.png", good), ("l.csv", labels)],
+                      strict=False)
+    assert not ds.problems
     seen = []
     out, problems = predict_set(_Pipeline((10, 10, 30, 30)), ds, "auto", progress=lambda i, n: seen.append((i, n)))
     assert seen[-1] == (3, 3)
     assert out.face.tolist() == ["given_box", "error", "whole_image"]
     assert out.predicted.tolist() == ["sad", None, "sad"]
-    assert len(problems) == 1 and "line 3 (bad.png)" in str(problems[0]) and "PDF" in str(problems[0])
+    assert out.line.tolist() == [2, 3, 4] and out.g.tolist() == ["a", "b", "b"]
+    assert len(problems) == 1 and str(problems[0]).startswith("l.csv line 3 (bad.jpg): The JPEG file is damaged")
 
 
 def test_reads_the_labelled_set_format_written_by_core_labelled():
     """A zip exported by the Annotate page / `core.datasets.labelled` audits as is: boxes, crops, review state."""
-    from core.datasets.labelled import LabelledFace, LabelledSet, write_labels_zip
-
     photo, crop = encode(np.full((80, 120, 3), 40, np.uint8)), encode(np.full((48, 48, 3), 200, np.uint8))
     faces = [LabelledFace("group.png", (5, 5, 45, 45), "sad", extra={"group": "a"}),
              LabelledFace("group.png", (60, 5, 100, 45), "angry", extra={"group": "b"}),
@@ -342,10 +330,27 @@ def test_reads_the_labelled_set_format_written_by_core_labelled():
              LabelledFace("crop.png", (1, 1, 20, 20), None, reviewed=False, extra={"group": "a"}),
              LabelledFace("group.png", (100, 50, 118, 78), "not_a_face", extra={"group": "a"})]
     data = write_labels_zip(LabelledSet({"group.png": photo, "crop.png": crop}, faces, ["group"]))
-    ds = open_zip(data, "annotated.zip")
-    assert ds.rows.emotion.tolist() == ["sad", "angry", "happy"] and not ds.problems
-    assert ds.excluded == {"not reviewed": 1, "marked not a face": 1}
-    assert ds.attribute_candidates() == ["group"]
+    ds = read_uploads([("annotated.zip", data)], strict=False)
+    assert [f.emotion for f in audit_faces(ds)] == ["sad", "angry", "happy"] and not ds.problems
+    assert ds.left_out() == {"not reviewed": 1, "marked not a face": 1}
+    assert attribute_candidates(ds) == ["group"]
     out, problems = predict_set(_Pipeline(None), ds, "auto")
     assert out.face.tolist() == ["given_box", "given_box", "whole_image"] and not problems
     assert out.predicted.tolist() == ["sad", "sad", "happy"]  # the audited model's own, not the file's pre-label
+
+
+def test_audit_counts_every_row_of_the_file():
+    labels = _csv("file,emotion,g,subject,source,reviewed\n" + "".join(
+        f"{i}.png,{'happy' if i % 2 else 'sad'},{'x' if i < 4 else 'y'},s{i},studio,1\n" for i in range(8))
+        + "8.png,,x,s8,studio,0\nmissing.png,sad,x,s9,studio,1\n")
+    bright, dark = encode(np.full((40, 40, 3), 200, np.uint8)), encode(np.full((40, 40, 3), 30, np.uint8))
+    files = [(f"{i}.png", bright if i % 2 else dark) for i in range(9)]
+    ds = read_uploads([*files, ("labels.csv", labels)], strict=False)
+    run = audit_dataset(_Pipeline(None), ds, face_mode="whole", config=BootstrapConfig(resamples=100, min_group_size=1))
+    meta = run.audit.to_dict()
+    assert (meta["n_rows"], meta["n_audited"], meta["n_skipped_rows"]) == (10, 8, 1)
+    assert meta["rows_left_out"] == {"not reviewed": 1} and meta["within"] == "source"
+    assert meta["subject_column"] == "subject" and meta["attributes_requested"] == ["g"]
+    assert set(run.audit.attributes) == {"studio/g"} and len(run.problems) == 1
+    with pytest.raises(LabelledSetError, match="No column 'nope'"):
+        audit_dataset(_Pipeline(None), ds, ["nope"])

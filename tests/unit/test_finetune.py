@@ -19,8 +19,10 @@ from core.datasets.labelled import LabelledFace, LabelledSet, write_labels_zip
 from core.pipeline import EmotionPipeline
 from core.render import render
 from tests.conftest import encode
-from training.finetune import (FinetuneConfig, FinetuneError, finetune, holdout_split, main, restricted_probs,
-                               split_groups, summary_table)
+from core.emotion.finetune import (NOT_RECORDED, FinetuneConfig, FinetuneError, finetune, holdout_split,
+                                   restricted_probs, split_groups, summary_table)
+from tests.conftest import ROOT
+from training.finetune import main
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -93,6 +95,7 @@ def test_cli_finetune_beats_before_and_the_model_serves(base_dir, tmp_path, caps
     assert report["after"]["accuracy"] >= 0.8
     assert set(report["after"]["per_class"]) == {"happy", "sad", "surprise"}
     assert "python -m training.finetune --data" in report["command"]
+    assert report["commit"] != NOT_RECORDED  # the CLI records the commit (or "unknown" outside git)
 
     # the new card + weights load like any shipped model, and serve 3 classes through the pipeline
     assert list_models(out) == ["stripes"]
@@ -123,6 +126,10 @@ def test_new_class_and_restricted_before(base_dir):
     table = summary_table(rep)
     assert list(table["measure"][:2]) == ["accuracy", "macro-F1"] and len(table) == 5
     assert result.to_zip()[:2] == b"PK"
+    # provenance is the caller's: none given here, so the card says so instead of guessing
+    assert result.card["commit"] == result.report["commit"] == NOT_RECORDED
+    app = finetune(labelled, FinetuneConfig(epochs=1, name="from_app"), base, command="Annotate page fine-tune")
+    assert (app.card["command"], app.card["commit"]) == ("Annotate page fine-tune", NOT_RECORDED)
     # the served base model was not changed by fine-tuning a copy of it
     assert base.model.head[-1].out_features == 7
 
@@ -146,6 +153,22 @@ def test_restricted_probs_picks_only_allowed_columns():
     p = restricted_probs(logits, EMOTIONS, ["sad", "angry", "contempt"], temperature=1.0)
     assert p.shape == (1, 3) and p[0, 2] == 0.0
     assert p[0] == pytest.approx([0.6, 0.4, 0.0], abs=1e-4)
+
+
+def test_core_never_imports_training():
+    """The app runs fine-tuning from core; training/ is the CLI side and is not shipped with the pages."""
+    offenders = [str(f.relative_to(ROOT)) for f in (ROOT / "core").rglob("*.py")
+                 if any(line.lstrip().startswith(("from training", "import training"))
+                        for line in f.read_text().splitlines())]
+    assert not offenders
+
+
+def test_the_subject_column_is_the_readers_rule():
+    labelled = make_set(per_class=8)
+    labelled.extra_columns = ["participant"]
+    for f in labelled.faces:
+        f.extra = {"participant": f.extra["subject"]}
+    assert split_groups(labelled, labelled.labelled_faces(), FinetuneConfig())[1] == "participant"
 
 
 def test_split_never_puts_a_subject_on_both_sides():

@@ -186,3 +186,14 @@ def test_api_on_raw_garbage_bodies(client, body, ctype_params, detector_threshol
     resp = client.post("/v1/predict" + query, data=body, content_type="multipart/form-data" + ctype_params)
     assert resp.status_code in CLIENT_ERRORS, (resp.status_code, resp.get_data()[:200])
     assert resp.get_json()["error"]
+
+
+
+def test_zip_with_an_empty_member_name_is_refused():
+    """Found by the fuzzer: a member named "" made zipfile's own `is_dir()` raise IndexError."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr(zipfile.ZipInfo(""), SEEDS[0])
+    with pytest.raises(ArchiveError) as err:
+        SafeZip(buf.getvalue())
+    assert err.value.code == "unsafe_path"

@@ -9,8 +9,10 @@ import pytest
 from PIL import Image
 
 from core.emotion.preprocess import crop_face
-from core.datasets.labelled import (LabelledFace, LabelledSet, LabelledSetError, labelled_summary, read_labelled,
-                           write_labels_zip)
+from core.datasets.labelled import (NOT_A_FACE, SUBJECT_COLUMNS, LabelledFace, LabelledSet, LabelledSetError,
+                                   labelled_summary, normalize_emotion, read_labelled, read_uploads, subject_column,
+                                   write_labels_zip)
+from core.errors import UserFacingError
 from tests.conftest import encode
 
 IMG = encode(np.full((100, 120, 3), 90, np.uint8))  # 120 wide, 100 tall
@@ -112,20 +114,23 @@ def test_every_problem_is_named_by_line():
            "anim.gif,1,1,5,5,happy,1\n")          # line 10: not a supported image
     msg = problems(make_zip({"labels.csv": csv, "a.png": IMG, "anim.gif": b"GIF89a fake"}))
     assert "8 problems" in msg
-    for expected in ("line 2: image 'missing.png' is not in the set",
-                     "line 3 ('a.png'): the box (0, 0, 500, 50) is outside the 120×100 image",
-                     "line 4: unknown emotion 'joyful'", "line 6: duplicate of line 5",
-                     "line 7 ('a.png'): the box (30, 30, 10, 40) needs x2 > x1",
-                     "line 8 ('a.png'): fill all four", "line 9: reviewed must be 1 or 0",
-                     "line 10: 'anim.gif' is not an image we can read"):
+    for expected in ("line 2 (missing.png): this image is not in the set",
+                     "line 3 (a.png): the box (0, 0, 500, 50) is outside the 120×100 image",
+                     "line 4 (a.png): emotion 'joyful' is not one of angry",
+                     "line 6 (a.png): the same face (same box) is already listed on line 5",
+                     "line 7 (a.png): the box (30, 30, 10, 40) needs x2 > x1",
+                     "line 8 (a.png): fill all four", "line 9 (a.png): reviewed must be 1 or 0",
+                     "line 10 (anim.gif): This is a GIF file, which is not supported"):
         assert expected in msg, expected
 
 
 def test_whole_file_problems():
     assert "not a zip archive" in problems(b"just some text")
     assert "not a zip archive" in problems(IMG)
-    assert "no column emotion" in problems(make_zip({"labels.csv": "file,label\na.png,happy\n", "a.png": IMG}))
+    assert "needs the columns 'file' and 'emotion'; it has no column emotion" in \
+        problems(make_zip({"labels.csv": "file,label\na.png,happy\n", "a.png": IMG}))
     assert "not inside an emotion folder" in problems(make_zip({"a.png": IMG}))
+    assert "none is called labels.csv" in problems(make_zip({"a.csv": "file,emotion\n", "b.csv": "x"}))
     assert "folder 'holiday' is not an emotion" in problems(make_zip({"holiday/a.png": IMG}))
     assert "No labels.csv and no images" in problems(make_zip({"readme.txt": "hi"}))
     assert "damaged" in problems(make_zip({"labels.csv": "x"})[:-30])
@@ -155,6 +160,95 @@ def test_crops_use_the_serving_crop():
 
 
 def test_writer_refuses_unsafe_names():
-    bad = LabelledSet(images={"../x.png": IMG}, faces=[])
-    with pytest.raises(LabelledSetError):
-        write_labels_zip(bad)
+    for name in ("../x.png", "/abs.png", "C:\\x.png", "labels.csv"):
+        with pytest.raises(UserFacingError):
+            write_labels_zip(LabelledSet(images={name: IMG}, faces=[]))
+
+
+# ------------------------------------------------------------------------------------- tolerant reading
+
+def test_tolerant_reading_keeps_good_rows_and_names_each_bad_line():
+    csv = ("file,emotion,gender,x1,y1,x2,y2,reviewed\n"
+           "a.png,HAPPINESS,female,,,,,1\n"          # line 2: fine (an alias)
+           "b.png,happpy,male,,,,,1\n"               # line 3: unknown emotion
+           "missing.png,sad,male,,,,,yes\n"          # line 4: no such image
+           "a.png,sad,female,,,,,1\n"                # line 5: same image, no box, as line 2
+           "c.png,Surprised,male,10,10,5,40,1\n"     # line 6: bad box
+           "d.png,Afraid,,1,2,30,40,true\n"          # line 7: fine ("afraid" is fear)
+           "b.png,Not a face,,1,2,30,40,1\n"         # line 8: a false detection, kept as such
+           "c.png,,,,,,,0\n"                          # line 9: not reviewed yet
+           "d.png,sad,,40,2,70,40,1\n"               # line 10: a second face of d.png
+           "broken.png,sad,,,,,,1\n")                # line 11: the image is damaged
+    files = {"labels.csv": csv, "a.png": IMG, "b.png": IMG, "c.png": IMG, "d.png": IMG,
+             "broken.png": IMG[:40], "spare.png": b"not an image"}
+    ls = read_labelled(make_zip(files), strict=False)
+    assert [(f.file, f.emotion, f.line) for f in ls.labelled_faces()] == \
+        [("a.png", "happy", 2), ("d.png", "fear", 7), ("d.png", "sad", 10)]
+    assert ls.faces[1].box == (1.0, 2.0, 30.0, 40.0) and ls.has_boxes
+    assert ls.left_out() == {"not reviewed": 1, "marked not a face": 1}
+    messages = [str(p) for p in ls.problems]
+    assert messages[0].startswith("labels.csv line 3 (b.png): emotion 'happpy' is not one of angry")
+    assert "line 4 (missing.png): this image is not in the set" in messages[1]
+    assert "line 5 (a.png): the same image (no box) is already listed on line 2" in messages[2]
+    assert "line 6 (c.png): the box (10, 10, 5, 40) needs x2 > x1" in messages[3]
+    assert "line 11 (broken.png)" in messages[4] and "damaged" in messages[4]
+    assert messages[5].startswith("'spare.png': This file is not an image")  # no rows: named by file
+    assert len(messages) == 6 and [p.line for p in ls.problems] == [3, 4, 5, 6, 11, None]
+    assert set(ls.images) == {"a.png", "b.png", "c.png", "d.png"}  # unreadable images are not in the set
+    with pytest.raises(LabelledSetError, match="6 problems") as info:
+        read_labelled(make_zip(files))  # the same set, strictly: refused with every problem listed
+    assert info.value.problems == ls.problems
+
+
+def test_tolerant_reading_still_refuses_an_unusable_whole():
+    for data, words in ((b"not a zip", "not a zip archive"),
+                        (make_zip({"labels.csv": "name,label\n", "a.png": IMG}), "needs the columns"),
+                        (make_zip({"labels.csv": "file,emotion,x1\na.png,happy,1\n"}), "all four box columns")):
+        with pytest.raises(LabelledSetError, match=words):
+            read_labelled(data, strict=False)
+
+
+def test_uploads_of_loose_files_match_by_base_name_and_a_zip_can_take_a_separate_csv():
+    labels = b"file,emotion,subject,lighting\nimages/a.png,happy,p1,dark\nb.png,sad,p2,bright\n"
+    loose = read_uploads([("a.png", IMG), ("b.png", IMG), ("labels.csv", labels)])
+    assert [f.file for f in loose.faces] == ["a.png", "b.png"] and loose.subject_column == "subject"
+    assert loose.images["a.png"] == IMG
+    zipped = read_uploads([("set.zip", make_zip({"set/images/a.png": IMG, "set/images/b.png": IMG})),
+                           ("my labels.csv", labels)])
+    assert [f.file for f in zipped.faces] == ["set/images/a.png", "set/images/b.png"]
+    with pytest.raises(LabelledSetError, match="Add the labels CSV"):
+        read_uploads([("a.png", IMG)])
+    with pytest.raises(LabelledSetError, match="several zips or CSVs"):
+        read_uploads([("a.csv", labels), ("b.csv", labels)])
+
+
+def test_one_alias_table_one_not_a_face_marker_one_subject_rule():
+    assert [normalize_emotion(v) for v in ("Afraid", "scared", "Fearful", "JOY", "Surprised", "anger")] == \
+        ["fear", "fear", "fear", "happy", "surprise", "angry"]
+    assert {normalize_emotion(v) for v in ("not_a_face", "Not a face", "not-a-face", "NotAFace")} == {NOT_A_FACE}
+    assert SUBJECT_COLUMNS == ("subject", "subject_id", "identity", "person", "person_id", "participant")
+    assert subject_column(["gender", "participant", "person_id"]) == "person_id"
+    assert subject_column(["gender"]) is None
+
+
+def test_labels_csv_over_the_size_limit_is_refused_before_it_is_read(tmp_path):
+    from core import settings
+
+    settings.configure(labels_csv_max_bytes=1000)
+    big = "file,emotion\n" + "a.png,happy\n" * 200
+    assert "limit is" in problems(make_zip({"labels.csv": big, "a.png": IMG}))
+    (tmp_path / "a.png").write_bytes(IMG)
+    (tmp_path / "labels.csv").write_text(big)
+    assert "at most" in problems(tmp_path)
+    with pytest.raises(LabelledSetError, match="at most"):
+        read_uploads([("a.png", IMG), ("labels.csv", big.encode())])
+
+
+def test_a_folder_is_read_when_used_not_up_front(tmp_path, monkeypatch):
+    for i in range(5):
+        (tmp_path / f"{i}.png").write_bytes(IMG)
+    (tmp_path / "labels.csv").write_text("file,emotion\n" + "".join(f"{i}.png,happy\n" for i in range(5)))
+    ls = read_labelled(tmp_path)
+    assert not isinstance(ls.images, dict)  # a lazy view of the folder, not the bytes
+    (tmp_path / "3.png").write_bytes(encode(np.zeros((10, 10, 3), np.uint8)))
+    assert ls.images["3.png"] != IMG  # read now, when asked

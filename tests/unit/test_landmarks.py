@@ -1,29 +1,25 @@
 """Landmark metrics, the 478->68 mapping, alignment geometry and the study's helpers, on generated data."""
 from __future__ import annotations
 
-import json
-
 import cv2
 import numpy as np
 import pytest
-import timm
-import torch
-from safetensors.torch import save_file
 
 import core.emotion.architectures  # noqa: F401
 from core.emotion.classifier import EmotionClassifier
 from core.detection import Detection, FaceDetector
-from core.emotion.vocabulary import EMOTIONS
+from core.errors import UserFacingError
 from core.landmarks.metrics import (ced, ced_auc, disagreement, eye_centre_error, failure_rate, interocular, nme,
                                    nme_by_region, point_errors, score)
 from core.landmarks import available_landmarkers, make_landmarker
 from core.landmarks.align import FER_TEMPLATE, FER_TEMPLATES, AlignTemplate, align_face, alignment_matrix, \
     eye_centres, template_for, template_from_eyes
-from core.landmarks.base import context_crop, to_image_coords
+from core.landmarks.base import Landmarker, context_crop, to_image_coords
 from core.landmarks.mapping import MP478_TO_68, PARTS, REGIONS, mesh_to_68, to_68
 from core.landmarks.report import impact_summary, nme_table
 from core.emotion.preprocess import crop_face
 from core.pipeline import EmotionPipeline, face_crop
+from tests.unit.fakes import write_tiny_model
 
 
 def face68(iod: float = 100.0, angle_deg: float = 0.0, centre=(200.0, 200.0), seed: int = 0) -> np.ndarray:
@@ -134,7 +130,7 @@ def test_mesh_to_68_averages_pairs():
 
 def test_registry():
     assert available_landmarkers() == ["mediapipe_mesh", "dlib68"]
-    with pytest.raises(ValueError, match="Choose one of"):
+    with pytest.raises(UserFacingError, match="Unknown landmarker 'nope'. Choose one of: mediapipe_mesh, dlib68"):
         make_landmarker("nope")
 
 
@@ -248,7 +244,7 @@ class _Fixed(FaceDetector):
         return [Detection(box=self.box, score=0.9, keypoints=self.keypoints)]
 
 
-class _Landmarker:
+class _Landmarker(Landmarker):
     def __init__(self, points):
         self.points, self.calls = points, 0
 
@@ -259,15 +255,7 @@ class _Landmarker:
 
 @pytest.fixture(scope="module")
 def tiny_classifier(tmp_path_factory):
-    root = tmp_path_factory.mktemp("weights")
-    torch.manual_seed(0)
-    save_file(timm.create_model("emolens_vgg_s", num_classes=7, in_chans=1).eval().state_dict(),
-              str(root / "tiny.safetensors"))
-    card = {"name": "tiny", "task": "facial-emotion-classification", "architecture": "emolens_vgg_s",
-            "weights": "tiny.safetensors", "input_size": 48, "in_chans": 1, "mean": [0.5], "std": [0.25],
-            "classes": list(EMOTIONS)}
-    (root / "tiny.json").write_text(json.dumps(card))
-    return EmotionClassifier.load("tiny", root)
+    return EmotionClassifier.load("tiny", write_tiny_model(tmp_path_factory.mktemp("weights")))
 
 
 def test_pipeline_align_option(tiny_classifier):

@@ -1,48 +1,26 @@
 """Pipeline pieces on generated data: crop geometry, batching, result shapes, rendering."""
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
-import timm
 import torch
-from safetensors.torch import save_file
 
 import core.emotion.architectures  # noqa: F401
 from core.emotion.classifier import EmotionClassifier
 from core.emotion.card import list_models
-from core.detection import Detection, FaceDetector, available_detectors, make_detector
+from core.detection import available_detectors, make_detector
 from core.emotion.vocabulary import EMOTIONS
 from core.emotion.preprocess import crop_face
 from core.pipeline import EmotionPipeline
 from core.emotion.preprocess import normalize_batch, to_model_input
 from core.render import render
+from tests.unit.fakes import FixedDetector, write_tiny_model
 
 
 @pytest.fixture(scope="module")
 def tiny_weights(tmp_path_factory):
     """A randomly initialised model with a real card: exercises loading without shipped weights."""
-    root = tmp_path_factory.mktemp("weights")
-    torch.manual_seed(0)
-    model = timm.create_model("emolens_vgg_s", num_classes=7, in_chans=1).eval()
-    save_file(model.state_dict(), str(root / "tiny.safetensors"))
-    card = {"name": "tiny", "task": "facial-emotion-classification", "architecture": "emolens_vgg_s",
-            "weights": "tiny.safetensors", "input_size": 48, "in_chans": 1, "mean": [0.5], "std": [0.25],
-            "classes": list(EMOTIONS), "temperature": 1.5}
-    (root / "tiny.json").write_text(json.dumps(card))
-    return root
-
-
-class FixedDetector(FaceDetector):
-    name = "fixed"
-
-    def __init__(self, boxes, threshold=0.5):
-        super().__init__(threshold)
-        self.boxes = boxes
-
-    def _detect(self, image):
-        return [Detection(box=b, score=s) for b, s in self.boxes]
+    return write_tiny_model(tmp_path_factory.mktemp("weights"), temperature=1.5)
 
 
 def test_crop_is_square_with_margin():

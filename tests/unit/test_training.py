@@ -9,7 +9,7 @@ import torch
 
 from core.emotion.classifier import EmotionClassifier
 from core.emotion.vocabulary import EMOTIONS
-from training.calibration import fit_temperature
+from core.emotion.calibration import fit_temperature
 from training.data import load_fer2013
 from training.evaluate_classifier import main as evaluate_main
 from training.train_classifier import main as train_main

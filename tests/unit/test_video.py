@@ -17,15 +17,16 @@ from safetensors.torch import save_file
 
 import core.emotion.architectures  # noqa: F401
 from core import settings
-from core.emotion.classifier import EmotionClassifier
-from core.emotion.card import ModelCard
-from core.emotion.preprocess import crop_face
 from core.detection import Detection, FaceDetector, make_detector
-from core.emotion.vocabulary import EMOTIONS
+from core.detection.base import box_iou
+from core.emotion.card import ModelCard
+from core.emotion.classifier import EmotionClassifier
 from core.emotion.onnx import OnnxEmotionClassifier, fastest_classifier, onnx_available
-from core.live.tracking import IoUTracker, LiveAnalyzer, LiveConfig, StageTimings, box_iou
-from core.live.video_io import VideoRejected, open_video
+from core.emotion.preprocess import crop_face
+from core.emotion.vocabulary import EMOTIONS
+from core.live.tracking import IoUTracker, LiveAnalyzer, LiveConfig, StageTimings
 from core.live.video_analysis import analyze_video
+from core.live.video_io import FrameSampler, VideoRejected, open_video
 from training.benchmark import generated_frames
 
 CARD = {"name": "tiny", "task": "facial-emotion-classification", "architecture": "emolens_vgg_s",
@@ -283,6 +284,28 @@ def test_video_stride_skips_frames(classifier, clip):
     result = analyze_video(data, LiveAnalyzer(make_detector("mediapipe"), classifier), stride=4)
     assert [f.index for f in result.frames] == [0, 4, 8]
     assert [f.time_s for f in result.frames] == pytest.approx([0.0, 0.4, 0.8])
+
+
+def test_one_sampler_for_strides_and_frame_rates(clip):
+    """The live page's every-n-th frame and batch's frames per second are the same sampler: a rate is a step."""
+    data = encode_video(clip[:12], "avi", "mjpeg")
+    by_stride = [(f.index, f.t_s) for f in FrameSampler(data, stride=4)]
+    assert by_stride == [(0, 0.0), (4, pytest.approx(0.4)), (8, pytest.approx(0.8))]
+    assert [(f.index, f.t_s) for f in FrameSampler(data, fps=2.5)] == by_stride
+    assert [f.index for f in FrameSampler(data, fps=30)] == list(range(12))  # never more than every frame
+    frame = next(iter(FrameSampler(data)))
+    assert frame.rgb.shape == (480, 640, 3) and frame.rgb.dtype == np.uint8
+    with pytest.raises(ValueError, match="not both"):
+        FrameSampler(data, stride=2, fps=5)
+
+
+def test_sampler_stops_at_the_length_limit_and_says_so(clip):
+    data = encode_video(clip[:12], "avi", "mjpeg")
+    sampler = FrameSampler(data, stride=2)
+    sampler.max_frames = 5  # as a container that does not state its length, cut at video_max_seconds
+    assert [f.index for f in sampler] == [0, 2, 4] and sampler.truncated and sampler.position == 5
+    whole = FrameSampler(data, stride=2)
+    assert len(list(whole)) == 6 and not whole.truncated and whole.position == 12
 
 
 def test_bad_videos_get_plain_messages(monkeypatch, clip):

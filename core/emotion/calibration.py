@@ -1,4 +1,7 @@
-"""Temperature scaling (Guo et al. 2017): one scalar fitted on validation logits by NLL."""
+"""Temperature scaling (Guo et al. 2017): one scalar fitted on held-out logits by NLL.
+
+Used by training (the shipped models) and by fine-tuning in the app, so it lives in core.
+"""
 from __future__ import annotations
 
 import math
