@@ -250,14 +250,3 @@ def write_zip(members: Iterable[tuple[str, bytes]]) -> bytes:
             zf.writestr(name, data, compress_type=zipfile.ZIP_STORED if is_image_name(name) else zipfile.ZIP_DEFLATED)
     return buf.getvalue()
 
-
-def iter_zip_images(source: bytes | str | Path | BinaryIO,
-                    limits: ArchiveLimits | None = None) -> Iterator[tuple[str, bytes | ImageRejected]]:
-    """Yield `(name, bytes)` for each image member; a member that cannot be used yields its `ImageRejected`.
-
-    Raises an `ArchiveError` (NotAZip, CorruptArchive, ZipBomb, UnsafePath, TooManyFiles) before the
-    first member when the archive as a whole must be refused.
-    """
-    archive = SafeZip(source, limits)  # checks run here, at the first next(), before any member is read
-    with archive:
-        yield from archive

@@ -231,13 +231,6 @@ def get() -> Settings:
     return _current
 
 
-def reload() -> Settings:
-    """Read the environment again (after a test or a launcher changed it)."""
-    global _current
-    _current = None
-    return get()
-
-
 def configure(**changes: Any) -> Settings:
     """Install a copy of the settings with `changes` (a CLI flag that overrides a variable, a test)."""
     global _current

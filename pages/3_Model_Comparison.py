@@ -13,9 +13,9 @@ import streamlit as st
 import core  # noqa: F401
 from core.datasets.evaluate import evaluate_labelled
 from core.datasets.labelled import LabelledSetError, read_labelled
-from core.reports import classifier_reports, load_report
+from core.reports import classifier_reports
 from ui.metric_charts import confusion_figure, per_class_figure, per_class_table, reliability_figure
-from ui.guards import require_model, require_settings
+from ui.guards import report_or_hint, require_model, require_settings
 from ui.pickers import pick_model
 from ui.resources import get_classifier
 
@@ -59,11 +59,8 @@ else:
                             f"`{str(rep.get('commit', 'unknown'))[:10]}`")
 
 st.header("Architectures")
-experiments = load_report("experiments")
-if experiments is None:
-    st.info("No architecture experiments report yet (`weights/reports/experiments.json`, written by "
-            "`python -m training.run_experiments`).")
-else:
+experiments = report_or_hint("experiments", "architecture experiments", "python -m training.run_experiments")
+if experiments is not None:
     table = pd.DataFrame(experiments["runs"])
     st.caption(experiments.get("recipe_note", ""))
     st.dataframe(table, hide_index=True, width="stretch")
@@ -74,11 +71,8 @@ else:
     st.plotly_chart(fig, width="stretch")
 
 st.header("Face detectors")
-detection = load_report("detection")
-if detection is None:
-    st.info("No detector report yet (`weights/reports/detection.json`, written by "
-            "`python -m training.evaluate_detector`).")
-else:
+detection = report_or_hint("detection", "detector", "python -m training.evaluate_detector")
+if detection is not None:
     det = pd.DataFrame([{"detector": name, **{k: v for k, v in m.items() if not isinstance(v, (list, dict))}}
                         for name, m in detection["detectors"].items()])
     st.dataframe(det, hide_index=True, width="stretch")

@@ -14,13 +14,25 @@ from core import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
+# The settings the test run started with: session-wide fixtures (the shipped model, the research data) use
+# these, whatever a module's fixture or a test does to EMOLENS_* variables while they are first built.
+SESSION_SETTINGS = settings.Settings.from_env()
 
 
 @pytest.fixture(autouse=True)
-def fresh_settings(monkeypatch):
-    """Every test reads the environment afresh on its first `settings.get()`, and whatever it installs with
-    `settings.configure()` (or `monkeypatch.setenv` + `settings.reload()`) is undone after it."""
-    monkeypatch.setattr(settings, "_current", None)
+def fresh_settings():
+    """Every test reads the environment afresh on its first `settings.get()`; whatever it installs with
+    `settings.configure()` (or `monkeypatch.setenv` + `reread_settings()`) is dropped after it."""
+    settings._current = None
+    yield
+    settings._current = None
+
+
+def reread_settings() -> settings.Settings:
+    """For a test that changed EMOLENS_* variables: the app reads them once per process, so read them again
+    (`fresh_settings` drops the result after the test)."""
+    settings._current = settings.Settings.from_env()
+    return settings._current
 
 
 def require(env: str, reason: str) -> None:
@@ -51,7 +63,7 @@ def astronaut_png(astronaut) -> bytes:
 
 @pytest.fixture(scope="session")
 def shipped_weights() -> Path:
-    card = settings.get().weights_dir / f"{settings.get().emotion_model}.json"
+    card = SESSION_SETTINGS.weights_dir / f"{SESSION_SETTINGS.emotion_model}.json"
     if not card.exists():
         pytest.fail(f"the shipped model card {card} is missing")
     return card
@@ -59,14 +71,17 @@ def shipped_weights() -> Path:
 
 @pytest.fixture(scope="session")
 def pipeline(shipped_weights):
+    from core.detection import make_detector
+    from core.emotion.classifier import EmotionClassifier
     from core.pipeline import EmotionPipeline
 
-    return EmotionPipeline.create(settings.get().detector)
+    classifier = EmotionClassifier.load(SESSION_SETTINGS.emotion_model, SESSION_SETTINGS.weights_dir)
+    return EmotionPipeline(make_detector(SESSION_SETTINGS.detector), classifier)
 
 
 @pytest.fixture(scope="session")
 def fer_npz() -> Path:
-    path = settings.get().data_dir / "fer2013" / "fer2013.npz"
+    path = SESSION_SETTINGS.data_dir / "fer2013" / "fer2013.npz"
     if not path.exists():
         require("EMOLENS_REQUIRE_DATA", f"FER-2013 not found at {path}")
     return path

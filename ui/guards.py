@@ -4,6 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core import settings
+from core.reports import load_report
 
 
 def require_settings() -> settings.Settings:
@@ -24,3 +25,11 @@ def require_model(model: str | None, consequence: str = "nothing can be analysed
         st.error(f"No emotion model is installed in the weights folder, so {consequence}.")
         st.stop()
     return model
+
+
+def report_or_hint(name: str, what: str, command: str) -> dict | None:
+    """The report `weights/reports/<name>.json`, or None after telling the person which command writes it."""
+    report = load_report(name)
+    if report is None:
+        st.info(f"No {what} report yet (`weights/reports/{name}.json`, written by `{command}`).")
+    return report

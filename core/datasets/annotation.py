@@ -252,20 +252,8 @@ class AnnotationSession:
             raise AnnotationError("Choose an emotion first.")
         self.set_emotion(face_id, f.current)
 
-    def unreview(self, face_id: int) -> None:
-        f = self.face(face_id)
-        f.emotion, f.reviewed = None, False
-        self.changes += 1
-
     def set_extra(self, face_id: int, column: str, value: str) -> None:
         self.face(face_id).extra[column] = value
-        self.changes += 1
-
-    def remove_image(self, file: str) -> None:
-        self.faces = [f for f in self.faces if f.file != file]
-        self.images.pop(file, None)
-        self.sizes.pop(file, None)
-        self.digests = {d: n for d, n in self.digests.items() if n != file}
         self.changes += 1
 
     def queue(self, unreviewed_only: bool = False) -> list[ReviewFace]:

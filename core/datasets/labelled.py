@@ -609,12 +609,3 @@ def _from_class_folders(source: _Source, vocabulary: list[str]) -> LabelledSet:
     kept = images.renamed({f.file: f.file for f in faces})
     return LabelledSet(images=kept, faces=faces, extra_columns=[], problems=problems)
 
-
-def labelled_summary(labelled: LabelledSet) -> dict[str, Any]:
-    """Counts a page shows before using a set: images, rows, reviewed, labelled per class."""
-    per_class: dict[str, int] = {}
-    for f in labelled.labelled_faces():
-        per_class[f.emotion] = per_class.get(f.emotion, 0) + 1  # type: ignore[index]
-    return {"images": len(labelled.images), "rows": len(labelled.faces),
-            "reviewed": sum(f.reviewed for f in labelled.faces),
-            "not_a_face": sum(not f.is_face for f in labelled.faces), "per_class": per_class}

@@ -7,11 +7,10 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import settings
 from core.batch.schema import BATCH_COLUMNS
 from core.emotion.vocabulary import EMOTIONS
 from tests.app.test_pages import all_text
-from tests.conftest import ROOT
+from tests.conftest import ROOT, reread_settings
 
 PAGE = "pages/7_Batch_Results.py"
 
@@ -114,6 +113,6 @@ def test_missing_path_is_a_plain_message_and_paths_can_be_disabled(monkeypatch, 
     at.text_input[0].set_value(str(tmp_path / "nope.csv")).run()
     assert not at.exception and "does not exist" in at.error[0].value
     monkeypatch.setenv("EMOLENS_BATCH_RESULTS_SERVER_PATHS", "0")
-    settings.reload()
+    reread_settings()
     at = page().run()
     assert not at.exception and not at.text_input and not at.radio[0].options[1:]

@@ -9,11 +9,10 @@ import numpy as np
 import pandas as pd
 from streamlit.testing.v1 import AppTest
 
-from core import settings
 from core.emotion.vocabulary import EMOTIONS
 from core.fairness.metrics import audit_frame
 from tests.app.test_pages import all_text
-from tests.conftest import ROOT, encode
+from tests.conftest import ROOT, encode, reread_settings
 
 PAGE = "pages/5_Fairness_Audit.py"
 
@@ -40,7 +39,7 @@ def make_report(path) -> dict:
 
 def page(monkeypatch, reports) -> AppTest:
     monkeypatch.setenv("EMOLENS_REPORTS_DIR", str(reports))
-    settings.reload()
+    reread_settings()
     return AppTest.from_file(str(ROOT / PAGE), default_timeout=180)
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT, encode
+from tests.conftest import ROOT, encode, reread_settings
 
 TIMEOUT = 180
 BOMB_BYTES = 200 * 2**20
@@ -77,10 +77,8 @@ def test_model_comparison_refuses_hostile_zips(shipped_weights, hostile):
 
 
 def test_fairness_audit_refuses_hostile_zips(shipped_weights, hostile, tmp_path, monkeypatch):
-    from core import settings
-
     monkeypatch.setenv("EMOLENS_REPORTS_DIR", str(tmp_path))  # no saved report: only the upload is judged
-    settings.reload()
+    reread_settings()
     at = AppTest.from_file(str(ROOT / "pages/5_Fairness_Audit.py"), default_timeout=TIMEOUT).run()
     assert not at.exception
     for name, (data, words) in hostile.items():

@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import settings
 from core.landmarks.metrics import CED_THRESHOLDS, score
 from core.landmarks.report import impact_summary
-from tests.conftest import ROOT, encode
+from tests.conftest import ROOT, encode, reread_settings
 
 PAGE = "pages/4_Landmark_Analysis.py"
 TIMEOUT = 180
@@ -45,7 +44,7 @@ def synthetic_report() -> dict:
 @pytest.fixture()
 def reports(tmp_path, monkeypatch):
     monkeypatch.setenv("EMOLENS_REPORTS_DIR", str(tmp_path))
-    settings.reload()
+    reread_settings()
     return tmp_path
 
 

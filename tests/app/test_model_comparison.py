@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import settings
 from core.emotion.vocabulary import EMOTIONS
-from tests.conftest import ROOT
+from tests.conftest import ROOT, reread_settings
 
 PAGE = str(ROOT / "pages/3_Model_Comparison.py")
 
@@ -35,7 +35,7 @@ def test_numbers_come_from_the_report(tmp_path, monkeypatch):
     }
     (weights / "reports" / "classifier_toy.json").write_text(json.dumps(report))
     monkeypatch.setenv("EMOLENS_WEIGHTS_DIR", str(weights))
-    settings.reload()
+    reread_settings()
     at = AppTest.from_file(PAGE, default_timeout=120).run()
     assert not at.exception
     summary = at.dataframe[0].value

@@ -25,7 +25,7 @@ from safetensors.torch import save_file
 import core.emotion.architectures  # noqa: F401
 from core import settings
 from core.emotion.vocabulary import EMOTIONS
-from tests.conftest import encode
+from tests.conftest import encode, reread_settings
 
 
 def make_tiny_weights(root: Path, name: str = settings.get().emotion_model) -> Path:
@@ -46,7 +46,7 @@ def tiny_weights(tmp_path_factory):
     root = make_tiny_weights(tmp_path_factory.mktemp("weights"))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("EMOLENS_WEIGHTS_DIR", str(root))
-        settings.reload()
+        reread_settings()
         yield root
 
 
@@ -107,7 +107,7 @@ def test_healthz(client, spec):
 
 def test_healthz_without_a_model_is_503(client, tmp_path, monkeypatch):
     monkeypatch.setenv("EMOLENS_WEIGHTS_DIR", str(tmp_path))
-    settings.reload()
+    reread_settings()
     resp = client.get("/healthz")
     assert resp.status_code == 503 and resp.get_json()["status"] == "unavailable"
 
@@ -282,7 +282,7 @@ def test_analysis_failure_on_one_image_is_500_single_and_an_entry_in_a_batch(cli
 
 def test_missing_model_is_503(client, spec, tmp_path, monkeypatch, face_png):
     monkeypatch.setenv("EMOLENS_WEIGHTS_DIR", str(tmp_path))
-    settings.reload()
+    reread_settings()
     body = assert_error(post_image(client, face_png), 503, "model_unavailable", spec)
     assert str(tmp_path) not in body["message"]  # server paths stay in the server log
 

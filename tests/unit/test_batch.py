@@ -13,15 +13,21 @@ import pytest
 from core import settings
 from core.analysis import results_table
 from core.archive import (ArchiveLimits, CorruptArchive, MemberUnreadable, NotAZip, SafeZip, TooManyFiles,
-                          UnsafePath, ZipBomb, is_image_name, iter_zip_images)
+                          UnsafePath, ZipBomb, is_image_name)
 from core.batch.engine import LocalEngine, run_batch
 from core.batch.inputs import BatchError, BatchItem, open_input
 from core.batch.schema import BATCH_COLUMNS, FACE_COLUMNS
 from core.batch.work import process_batch
 from core.detection import Detection, FaceDetector
 from core.validation import FileTooLarge
-from tests.conftest import encode
+from tests.conftest import encode, reread_settings
 from tests.unit.test_api import make_tiny_weights
+
+
+def zip_members(source, limits=None):
+    """Every image member of an archive as (name, bytes or per-file rejection), through the safe reader."""
+    with SafeZip(source, limits) as archive:
+        return list(archive)
 
 RNG = np.random.default_rng(0)
 
@@ -44,7 +50,7 @@ def test_zip_yields_image_members_in_order_and_skips_clutter():
     a, b = img_bytes(1), img_bytes(2, "JPEG")
     data = make_zip({"x/": b"", "x/a.png": a, "x/.hidden.png": a, "__MACOSX/x/._a.png": b"junk", "notes.txt": b"hi",
                      "x/y/b.JPG": b, "x/c.heic": b"ftypheic"})
-    got = list(iter_zip_images(data))
+    got = list(zip_members(data))
     assert [n for n, _ in got] == ["x/a.png", "x/y/b.JPG", "x/c.heic"]
     assert got[0][1] == a and got[1][1] == b
 
@@ -65,7 +71,7 @@ def test_zip_from_path_and_file_object(tmp_path):
 ])
 def test_not_a_zip_or_damaged(data, error):
     with pytest.raises(error) as e:
-        list(iter_zip_images(data))
+        list(zip_members(data))
     assert e.value.message[0].isupper() and e.value.message.endswith(".")
 
 
@@ -102,7 +108,7 @@ def test_zip_bomb_by_total_size():
 
 def test_large_incompressible_member_is_a_per_file_error():
     big = bytes(RNG.integers(0, 255, 300_000, dtype=np.uint8))
-    got = dict(iter_zip_images(make_zip({"a.png": img_bytes(1), "big.png": big}),
+    got = dict(zip_members(make_zip({"a.png": img_bytes(1), "big.png": big}),
                                ArchiveLimits(max_member_bytes=200_000)))
     assert isinstance(got["a.png"], bytes)
     assert isinstance(got["big.png"], FileTooLarge) and "0.3 MB" in got["big.png"].message
@@ -116,7 +122,7 @@ def test_damaged_and_encrypted_members_are_per_file_errors():
     cd = data.index(b"PK\x01\x02", cd + 1)  # ... of the 3rd
     flags = struct.unpack_from("<H", data, cd + 8)[0]
     struct.pack_into("<H", data, cd + 8, flags | 0x1)  # mark it encrypted
-    got = dict(iter_zip_images(bytes(data)))
+    got = dict(zip_members(bytes(data)))
     assert isinstance(got["bad.png"], MemberUnreadable) and "damaged" in got["bad.png"].message
     assert got["ok.png"] == a
     assert isinstance(got["locked.png"], MemberUnreadable) and "encrypted" in got["locked.png"].message
@@ -299,8 +305,6 @@ def test_bad_sources(tmp_path):
 
 
 def test_oversized_file_is_a_row_not_a_stop(photos, tmp_path, pipeline, monkeypatch):
-    from core import settings
-
     settings.configure(max_upload_bytes=5000)
     run_batch(photos, tmp_path / "r.csv", engine=LocalEngine(pipeline), progress=False)
     codes = {r["file"]: r["error_code"] for r in read_csv(tmp_path / "r.csv")}
@@ -337,7 +341,7 @@ def test_process_batch_never_raises(pipeline, tmp_path):
 @pytest.fixture()
 def tiny_default_model(tmp_path, monkeypatch):
     monkeypatch.setenv("EMOLENS_WEIGHTS_DIR", str(make_tiny_weights(tmp_path / "w")))
-    settings.reload()
+    reread_settings()
 
 
 def test_cli_batch_end_to_end_with_progress_and_resume(photos, tmp_path, tiny_default_model, capsys):

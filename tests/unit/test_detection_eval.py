@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core import settings
+from tests.conftest import reread_settings
 from core.detection import DetectorUnavailable, available_detectors, is_available, make_detector, registered_detectors
 from core.detection.dlib_hog import margin_to_score, score_to_margin
 from core.detection.ensemble import EnsembleConfig, EnsembleDetector, fuse
@@ -133,7 +133,7 @@ def test_registry_lists_new_detectors_and_explains_unknown_names():
 
 def test_yolo_without_weights_is_unlisted_with_a_clear_message(tmp_path, monkeypatch):
     monkeypatch.setenv("EMOLENS_FACE_YOLO", str(tmp_path / "missing.pt"))
-    settings.reload()
+    reread_settings()
     assert not is_available("yolo") and "yolo" not in available_detectors()
     with pytest.raises(DetectorUnavailable, match="missing.pt"):
         make_detector("yolo")

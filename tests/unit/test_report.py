@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import shutil
 
+from tests.conftest import reread_settings
 from core import settings
 from training.make_report import main as make_report, render_blocks
 from training.report_tables import ReportInputs, confusion_table, table
@@ -19,7 +20,7 @@ def test_check_fails_when_a_report_changes(tmp_path, monkeypatch):
     docs = tmp_path / "docs"
     shutil.copytree(settings.PROJECT_ROOT / "docs", docs)
     monkeypatch.setenv("EMOLENS_WEIGHTS_DIR", str(weights))
-    settings.reload()
+    reread_settings()
     args = ["--report", str(docs / "REPORT.md"), "--slides", str(docs / "slides.pptx")]
     assert make_report(args + ["--check"]) == 0
     path = weights / "reports" / "classifier_emotion_vgg_s_PrivateTest.json"

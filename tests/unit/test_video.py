@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import save_file
 
 import core.emotion.architectures  # noqa: F401
+from tests.conftest import reread_settings
 from core import settings
 from core.detection import Detection, FaceDetector, make_detector
 from core.detection.base import box_iou
@@ -328,13 +329,13 @@ def test_bad_videos_get_plain_messages(monkeypatch, clip):
 
 def test_ice_servers_setting(monkeypatch):
     monkeypatch.delenv("EMOLENS_ICE_SERVERS", raising=False)
-    assert settings.reload().ice_servers == ()  # localhost: no STUN/TURN server is contacted
+    assert reread_settings().ice_servers == ()  # localhost: no STUN/TURN server is contacted
     monkeypatch.setenv("EMOLENS_ICE_SERVERS", '[{"urls": ["stun:stun.example.org:3478"]}]')
-    assert settings.reload().ice_servers == ({"urls": ["stun:stun.example.org:3478"]},)
+    assert reread_settings().ice_servers == ({"urls": ["stun:stun.example.org:3478"]},)
     for bad in ("[{urls: 1}", '{"urls": "stun:x"}', '[{"url": "stun:x"}]'):
         monkeypatch.setenv("EMOLENS_ICE_SERVERS", bad)
         with pytest.raises(settings.SettingsError, match="EMOLENS_ICE_SERVERS"):
-            settings.reload()
+            settings.Settings.from_env()
 
 
 # -- the benchmark's output contract ------------------------------------------------------------------------
@@ -344,7 +345,7 @@ def test_benchmark_cli_contract(tmp_path, monkeypatch):
     save_file(tiny_model().state_dict(), str(tmp_path / "tiny.safetensors"))
     (tmp_path / "tiny.json").write_text(json.dumps(CARD))
     monkeypatch.setenv("EMOLENS_WEIGHTS_DIR", str(tmp_path))
-    settings.reload()
+    reread_settings()
     out = tmp_path / "bench.json"
     assert benchmark.main(["--json", str(out), "--frames", "16", "--warmup", "4", "--model", "tiny"]) == 0
     report = json.loads(out.read_text())

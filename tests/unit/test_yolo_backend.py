@@ -1,14 +1,14 @@
 """YOLO backend choice: "auto" prefers ONNX Runtime where installed; bad names get a clear message."""
 import pytest
 
-from core import settings
+from tests.conftest import reread_settings
 from core.detection import yolo
 from core.detection.base import DetectorUnavailable
 
 
 def test_auto_picks_onnxruntime_when_installed(monkeypatch):
     monkeypatch.delenv("EMOLENS_YOLO_BACKEND", raising=False)
-    settings.reload()
+    reread_settings()
     monkeypatch.setattr(yolo, "onnx_available", lambda: True)
     assert yolo.resolve_backend() == "onnxruntime"
     monkeypatch.setattr(yolo, "onnx_available", lambda: False)
@@ -18,7 +18,7 @@ def test_auto_picks_onnxruntime_when_installed(monkeypatch):
 def test_environment_and_argument_choose_the_backend(monkeypatch):
     monkeypatch.setattr(yolo, "onnx_available", lambda: True)
     monkeypatch.setenv("EMOLENS_YOLO_BACKEND", "Torch")
-    settings.reload()
+    reread_settings()
     assert yolo.resolve_backend() == "torch"
     assert yolo.resolve_backend("onnxruntime") == "onnxruntime"
 
@@ -35,10 +35,10 @@ def test_input_size_comes_from_the_card_unless_a_study_overrides_it(monkeypatch,
     (tmp_path / "face_yolo.json").write_text('{"imgsz": 416}')
     weights = tmp_path / "face_yolo.pt"
     monkeypatch.delenv("EMOLENS_YOLO_IMGSZ", raising=False)
-    settings.reload()
+    reread_settings()
     assert yolo.input_size(weights) == 416
     monkeypatch.setenv("EMOLENS_YOLO_IMGSZ", "320")
-    settings.reload()
+    reread_settings()
     assert yolo.input_size(weights) == 320
 
 
