@@ -3,6 +3,8 @@ PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8501
+# This machine only; `make run ADDRESS=0.0.0.0` serves the network (put a proxy in front of it).
+ADDRESS ?= 127.0.0.1
 
 .PHONY: run test setup setup-dev screenshots report clean
 
@@ -22,7 +24,7 @@ setup: $(VENV)/.app-installed
 setup-dev: $(VENV)/.dev-installed
 
 run: setup
-	$(VENV)/bin/streamlit run Home.py --server.port $(PORT)
+	$(VENV)/bin/streamlit run Home.py --server.port $(PORT) --server.address $(ADDRESS)
 
 test: setup-dev
 	$(PY) -m pytest

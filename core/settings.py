@@ -80,7 +80,7 @@ class Settings:
     batch_video_fps: float             # frames sampled per second of video
     batch_torch_threads: int           # per Ray actor: actors give the parallelism
     ray_object_store_mb: int           # local Ray: results only, no pixels
-    batch_results_server_paths: bool   # Batch Results may open a results file by its server path
+    batch_results_root: Path | None    # Batch Results may open results files below this folder; None: off
     batch_results_max_bytes: int
     # Fixed design values (not read from the environment)
     face_crop_margin: float = 0.2      # framing for a model card that does not set its own
@@ -143,7 +143,7 @@ class Settings:
             batch_video_fps=reader.number("BATCH_VIDEO_FPS", 1.0, float, minimum=0.0),
             batch_torch_threads=reader.number("BATCH_TORCH_THREADS", 1, int, minimum=0),
             ray_object_store_mb=reader.number("RAY_OBJECT_STORE_MB", 200, int, minimum=64),
-            batch_results_server_paths=reader.flag("BATCH_RESULTS_SERVER_PATHS", True),
+            batch_results_root=reader.path("BATCH_RESULTS_ROOT", None),
             batch_results_max_bytes=reader.megabytes("BATCH_RESULTS_MAX_MB", 200),
         )
         reader.raise_problems()

@@ -7,8 +7,9 @@ import streamlit as st
 
 import core  # noqa: F401
 from core import settings
-from core.batch.results import (BatchResults, ResultsError, confidence_summary, confidence_table, emotion_shares,
-                                errors_table, read_results, read_results_path, to_csv_bytes, video_timeline)
+from core.batch.results import (PATH_REFUSED, BatchResults, ResultsError, confidence_summary, confidence_table, emotion_shares,
+                                errors_table, read_results, read_results_path, resolve_results_path, to_csv_bytes,
+                                video_timeline)
 from ui.batch_charts import confidence_chart, group_share_chart, share_chart, timeline_chart
 from ui.guards import require_settings
 
@@ -28,13 +29,14 @@ def load_upload(data: bytes, name: str) -> BatchResults:
 
 
 @st.cache_data(max_entries=4, show_spinner="Reading the results…")
-def load_path(path: str, stamp: float) -> BatchResults:  # stamp: reread when the file changes
-    return read_results_path(path)
+def load_path(resolved: str, stamp: float) -> BatchResults:  # stamp: reread when the file changes
+    return read_results_path(Path(resolved))
 
 
 def choose_results() -> BatchResults | None:
-    """An upload, or (when this deployment allows it) a path on the server."""
-    sources = ["Upload a file"] + (["A path on this machine"] if settings.get().batch_results_server_paths else [])
+    """An upload, or (when this deployment names a results folder) a path below that folder on the server."""
+    root = settings.get().batch_results_root
+    sources = ["Upload a file"] + (["A path on this machine"] if root is not None else [])
     how = st.radio("Results", sources, horizontal=True, label_visibility="collapsed")
     try:
         if how == "Upload a file":
@@ -42,14 +44,17 @@ def choose_results() -> BatchResults | None:
                                   help=f"Up to {settings.get().batch_results_max_bytes // 2**20} MB.")
             return load_upload(up.getvalue(), up.name) if up else None
         path = st.text_input("Results path", placeholder="results.csv, or a results.parquet folder of shards",
-                             help="A CSV, a Parquet file or a folder of Parquet shards, on the machine running "
-                                  "the app. Set EMOLENS_BATCH_RESULTS_SERVER_PATHS=0 to turn this off.")
+                             help="A CSV, a Parquet file or a folder of Parquet shards, relative to the results "
+                                  "folder this app is set up to read (EMOLENS_BATCH_RESULTS_ROOT).")
         if not path.strip():
             return None
-        p = Path(path.strip()).expanduser()
-        return load_path(str(p), p.stat().st_mtime if p.exists() else 0.0)
+        target = resolve_results_path(path, root)
+        return load_path(str(target), target.stat().st_mtime)
     except ResultsError as exc:
         st.error(exc.message)
+        return None
+    except OSError:  # the file went away between the check and the read: the same neutral words
+        st.error(PATH_REFUSED)
         return None
 
 

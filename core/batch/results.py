@@ -21,6 +21,9 @@ from core.errors import UserFacingError
 
 REQUIRED = ("file", "face", "emotion", "confidence", "error")  # the columns every version has written
 TOP_LEVEL = "(top level)"
+PATH_REFUSED = ("This path cannot be opened. Give the path of a results file (CSV or Parquet) or a folder of "
+                "Parquet shards, relative to the results folder this app is set up to read.")
+MAX_PATH_CHARS = 1024
 MAKE_ONE = "Results come from `python -m core batch INPUT --out results.csv` (or `.parquet`)."
 
 
@@ -76,9 +79,8 @@ def validate(table: pd.DataFrame, source: str) -> BatchResults:
     if table["file"].isna().any():
         raise ResultsError(f"Some rows of {source} have no file name. {MAKE_ONE}")
     unknown = set(table["emotion"].dropna()) - set(EMOTIONS)
-    if unknown:
-        named = ", ".join(sorted(map(str, unknown))[:3])
-        raise ResultsError(f"{source} names emotions EmoLens does not know ({named}). {MAKE_ONE}")
+    if unknown:  # the values themselves are not echoed: a message never carries a file's contents
+        raise ResultsError(f"{source} names {len(unknown)} emotion(s) EmoLens does not know. {MAKE_ONE}")
     table["folder"] = [folder_of(f) for f in table["file"]]
     return BatchResults(table.reset_index(drop=True), source)
 
@@ -106,40 +108,66 @@ def read_results(data: bytes, name: str) -> BatchResults:
     """Uploaded bytes: Parquet by its magic bytes, else CSV."""
     if not data:
         raise ResultsError(f"{name} is empty. {MAKE_ONE}")
-    if len(data) > settings.get().batch_results_max_bytes:
-        raise ResultsError(f"{name} is {len(data) / 2**20:.0f} MB; the limit is "
-                           f"{settings.get().batch_results_max_bytes / 2**20:.0f} MB. Open it by path instead, or "
-                           "filter it first.")
+    _check_size(len(data), name)
+    return _parse(io.BytesIO(data), data[:4] == b"PAR1", name)
+
+
+def resolve_results_path(text: str, root: Path) -> Path:
+    """The results file (or folder of Parquet shards) that `text` names below `root`, resolved with every
+    symlink followed. Anything else (outside the root, missing, not a file, too long, unreadable) gets the
+    same `PATH_REFUSED` message, so the page tells nobody what exists on the server."""
+    text = text.strip()
+    if not text or len(text) > MAX_PATH_CHARS or "\x00" in text:
+        raise ResultsError(PATH_REFUSED, code="path_refused")
     try:
-        if data[:4] == b"PAR1":
-            table = pd.read_parquet(io.BytesIO(data))
-        else:
-            table = pd.read_csv(io.BytesIO(data), low_memory=False)
+        base = root.resolve(strict=True)
+        target = (base / text).resolve(strict=True)  # an absolute `text` replaces `base`: checked below
+        allowed = target.is_relative_to(base) and (target.is_file() or target.is_dir())
+    except (OSError, RuntimeError, ValueError):  # too long, a loop of links, no permission, ...
+        allowed = False
+    if not allowed:
+        raise ResultsError(PATH_REFUSED, code="path_refused")
+    return target
+
+
+def read_results_path(target: Path) -> BatchResults:
+    """A results file or a folder of Parquet shards, resolved by `resolve_results_path`: sizes are checked
+    with `stat` before anything is read, and the tables are parsed straight from the files."""
+    if target.is_dir():
+        shards = sorted(s for s in target.glob("*.parquet") if s.resolve().parent == target and s.is_file())
+        if not shards:
+            raise ResultsError(f"{target.name} is a folder without Parquet shards. {MAKE_ONE}")
+        _check_size(sum(s.stat().st_size for s in shards), target.name)
+        try:  # shard by shard: shards written by other tools may type an all-empty column differently
+            return validate(pd.concat([pd.read_parquet(s) for s in shards], ignore_index=True), target.name)
+        except ResultsError:
+            raise
+        except Exception:
+            raise ResultsError(f"The Parquet shards in {target.name} could not be read. {MAKE_ONE}") from None
+    size = target.stat().st_size
+    if not size:
+        raise ResultsError(f"{target.name} is empty. {MAKE_ONE}")
+    _check_size(size, target.name)
+    with open(target, "rb") as fh:
+        parquet = fh.read(4) == b"PAR1"
+    return _parse(target, parquet, target.name)
+
+
+def _check_size(size: int, name: str) -> None:
+    limit = settings.get().batch_results_max_bytes
+    if size > limit:
+        raise ResultsError(f"{name} is {size / 2**20:.0f} MB; the limit is {limit / 2**20:.0f} MB. "
+                           "Filter it first, or split the run.")
+
+
+def _parse(source: Path | io.BytesIO, parquet: bool, name: str) -> BatchResults:
+    try:
+        table = pd.read_parquet(source) if parquet else pd.read_csv(source, low_memory=False)
     except ImportError:
         raise ResultsError("Reading Parquet needs pyarrow (pip install -r requirements-scale.txt).") from None
     except Exception:  # any parse failure of a foreign file is "not a table", never a traceback
         raise ResultsError(f"{name} could not be read as a CSV or Parquet table. {MAKE_ONE}") from None
     return validate(table, name)
-
-
-def read_results_path(path: str | Path) -> BatchResults:
-    """A results file or a folder of Parquet shards on this machine."""
-    p = Path(str(path).strip()).expanduser()
-    if not str(path).strip():
-        raise ResultsError("Enter the path of a results file.")
-    if p.is_dir():
-        shards = sorted(p.glob("*.parquet"))
-        if not shards:
-            raise ResultsError(f"{p} is a folder without Parquet shards. {MAKE_ONE}")
-        try:  # shard by shard: shards written by other tools may type an all-empty column differently
-            return validate(pd.concat([pd.read_parquet(s) for s in shards], ignore_index=True), p.name)
-        except ResultsError:
-            raise
-        except Exception:
-            raise ResultsError(f"The Parquet shards in {p} could not be read. {MAKE_ONE}") from None
-    if not p.is_file():
-        raise ResultsError(f"{p} does not exist (paths are on the machine running the app).")
-    return read_results(p.read_bytes(), p.name)
 
 
 # ---- aggregates ------------------------------------------------------------------------------------

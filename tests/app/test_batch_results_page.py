@@ -1,5 +1,6 @@
 """The Batch Results page: a generated results file (images in folders, one video, errors) explored end to
-end, by upload and by server path; malformed files get plain messages; the server path can be turned off."""
+end, by upload and by server path; malformed files get plain messages; server paths are off unless a results
+folder is configured, and then nothing outside it can be opened or even probed."""
 from __future__ import annotations
 
 import numpy as np
@@ -72,18 +73,54 @@ def test_upload_a_results_file_and_explore_it(results_csv):
     assert not at.exception
 
 
-def test_server_path_reads_csv_and_parquet_shards(results_csv, tmp_path):
+def use_results_root(monkeypatch, root) -> None:
+    monkeypatch.setenv("EMOLENS_BATCH_RESULTS_ROOT", str(root))
+    reread_settings()
+
+
+def open_path(text: str) -> AppTest:
+    at = page().run()
+    at.radio[0].set_value("A path on this machine").run()
+    at.text_input[0].set_value(text).run()
+    return at
+
+
+def test_server_path_reads_csv_and_parquet_shards_below_the_root(results_csv, tmp_path, monkeypatch):
     folder = tmp_path / "results.parquet"
     folder.mkdir()
     table = make_results()
     table.iloc[:20].to_parquet(folder / "part-000001.parquet")
     table.iloc[20:].to_parquet(folder / "part-000002.parquet")
     (folder / "_progress.jsonl").write_text("{}\n")
-    for path in (results_csv, folder):
-        at = page().run()
-        at.radio[0].set_value("A path on this machine").run()
-        at.text_input[0].set_value(str(path)).run()
-        check_explored(at)
+    use_results_root(monkeypatch, tmp_path)
+    for text in ("results.csv", "results.parquet", str(results_csv)):  # relative, or absolute inside the root
+        check_explored(open_path(text))
+
+
+def test_default_settings_open_no_server_path(monkeypatch):
+    monkeypatch.delenv("EMOLENS_BATCH_RESULTS_ROOT", raising=False)
+    reread_settings()
+    at = page().run()
+    assert not at.exception and not at.text_input and at.radio[0].options == ["Upload a file"]
+
+
+def test_every_refused_path_gets_the_same_neutral_message(results_csv, tmp_path, monkeypatch):
+    from core.batch.results import PATH_REFUSED
+
+    root = tmp_path / "allowed"
+    root.mkdir()
+    outside = tmp_path / "secret.csv"
+    make_results().to_csv(outside, index=False)  # a valid results file, but outside the root
+    (root / "link.csv").symlink_to(outside)
+    (root / "folder").mkdir()
+    use_results_root(monkeypatch, root)
+    attempts = ["../secret.csv", str(outside), "link.csv", "nope.csv", "folder/../../secret.csv", "/etc/passwd",
+                "~nosuchuser/x.csv", "~/x.csv", "a/" * 3000 + "x.csv", "x" * 300 + ".csv", "/dev/zero"]
+    for text in attempts:
+        at = open_path(text)
+        assert not at.exception, text
+        assert [e.value for e in at.error] == [PATH_REFUSED], text
+        assert "Traceback" not in all_text(at) and not at.get("plotly_chart")
 
 
 HEADER = ",".join(BATCH_COLUMNS) + "\n"
@@ -97,22 +134,23 @@ ODD_EMOTION = make_results().assign(emotion="joy").to_csv(index=False).encode()
     ("photo.csv", bytes(range(256)) * 20, "could not be read as a CSV or Parquet table"),
     ("header_only.csv", (",".join(BATCH_COLUMNS) + "\n").encode(), "holds no rows"),
     ("bad_numbers.csv", BAD_NUMBERS, "not numbers"),
-    ("odd_emotion.csv", ODD_EMOTION, "emotions EmoLens does not know"),
+    ("odd_emotion.csv", ODD_EMOTION, "EmoLens does not know"),
 ])
 def test_malformed_files_get_a_plain_message(name, data, words):
     at = page().run()
     at.file_uploader[0].set_value((name, data, "text/csv")).run()
     assert not at.exception
     assert len(at.error) == 1 and words in at.error[0].value
+    assert "joy" not in at.error[0].value  # a message never echoes the file's cells
     assert "Traceback" not in all_text(at) and not at.get("plotly_chart")
 
 
-def test_missing_path_is_a_plain_message_and_paths_can_be_disabled(monkeypatch, tmp_path):
-    at = page().run()
-    at.radio[0].set_value("A path on this machine").run()
-    at.text_input[0].set_value(str(tmp_path / "nope.csv")).run()
-    assert not at.exception and "does not exist" in at.error[0].value
-    monkeypatch.setenv("EMOLENS_BATCH_RESULTS_SERVER_PATHS", "0")
-    reread_settings()
-    at = page().run()
-    assert not at.exception and not at.text_input and not at.radio[0].options[1:]
+def test_a_file_below_the_root_that_is_too_large_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    from core import settings
+
+    big = tmp_path / "big.csv"
+    big.write_bytes(b"x" * 4096)
+    use_results_root(monkeypatch, tmp_path)
+    settings.configure(batch_results_max_bytes=1024)
+    at = open_path("big.csv")
+    assert not at.exception and "the limit is" in at.error[0].value and str(tmp_path) not in at.error[0].value

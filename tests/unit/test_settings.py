@@ -19,15 +19,15 @@ def test_defaults_and_units():
     s = settings.Settings.from_env({})
     assert s.max_upload_bytes == 10 * 2**20 and s.api_max_request_bytes == 32 * 2**20
     assert s.weights_dir == settings.PROJECT_ROOT / "weights" and s.reports_dir == s.weights_dir / "reports"
-    assert s.batch_results_server_paths is True and s.ice_servers == () and s.yolo_imgsz is None
+    assert s.batch_results_root is None and s.ice_servers == () and s.yolo_imgsz is None
 
 
 def test_values_are_parsed_by_type():
     s = settings.Settings.from_env({"EMOLENS_MAX_UPLOAD_MB": "2.5", "EMOLENS_BATCH_SIZE": " 4 ",
-                                    "EMOLENS_BATCH_RESULTS_SERVER_PATHS": "no", "EMOLENS_WEIGHTS_DIR": "/w",
+                                    "EMOLENS_BATCH_RESULTS_ROOT": "/srv/results", "EMOLENS_WEIGHTS_DIR": "/w",
                                     "EMOLENS_YOLO_BACKEND": "Torch"})
     assert s.max_upload_bytes == int(2.5 * 2**20) and s.batch_size == 4
-    assert s.batch_results_server_paths is False and s.yolo_backend == "torch"
+    assert s.batch_results_root == Path("/srv/results") and s.yolo_backend == "torch"
     assert s.reports_dir == Path("/w/reports")  # follows the weights folder unless set itself
 
 
@@ -38,7 +38,7 @@ def test_settings_are_frozen():
 
 def test_every_malformed_variable_is_named_with_what_it_accepts():
     bad = {"EMOLENS_MAX_UPLOAD_MB": "ten", "EMOLENS_BATCH_SIZE": "0", "EMOLENS_API_MAX_BATCH_FILES": "3.5",
-           "EMOLENS_BATCH_RESULTS_SERVER_PATHS": "maybe", "EMOLENS_YOLO_BACKEND": "cuda",
+           "EMOLENS_LIVE_SMOOTHING_S": "-1", "EMOLENS_YOLO_BACKEND": "cuda",
            "EMOLENS_ICE_SERVERS": "{not json"}
     with pytest.raises(settings.SettingsError) as err:
         settings.Settings.from_env(bad)
@@ -47,7 +47,7 @@ def test_every_malformed_variable_is_named_with_what_it_accepts():
     assert "6 settings are malformed" in text
     for var in bad:
         assert var in text
-    assert "megabytes greater than 0" in text and "whole number of at least 1" in text and "1 or 0" in text
+    assert "megabytes greater than 0" in text and "whole number of at least 1" in text and "number of at least 0" in text
     assert "one of auto, onnxruntime, torch" in text and "JSON list" in text
 
 
