@@ -12,36 +12,19 @@ import sys
 from pathlib import Path
 
 from core import settings
-from core.validation import file_too_large
 from core.detection import available_detectors
 
 
-def _read(path: str) -> bytes | str:
-    p = Path(path)
-    if not p.exists():
-        return f"File not found: {path}"
-    if p.is_dir():
-        return f"{path} is a folder, not an image file."
-    if p.stat().st_size > settings.get().max_upload_bytes:
-        return file_too_large(p.stat().st_size, settings.get().max_upload_bytes).message
-    try:
-        return p.read_bytes()
-    except OSError as exc:
-        return f"Could not read {path}: {exc.strerror or exc}"
-
-
 def cmd_predict(args: argparse.Namespace) -> int:
-    from core.analysis import ImageAnalysis, analyze_bytes
+    from core.batch.engine import analyze_payload
     from core.pipeline import EmotionPipeline
+    from core.validation import printable_name, read_local_file
 
     pipeline = EmotionPipeline.create(args.detector, args.threshold, args.model)
     results = []
-    for path in args.images:
-        data = _read(path)
-        if isinstance(data, str):
-            result = ImageAnalysis(file=path, error_code="unreadable_file", error=data)
-        else:
-            result = analyze_bytes(pipeline, path, data)
+    for raw in args.images:  # regular files only, read within the upload limit; the same codes as the API
+        path = printable_name(raw)
+        result = analyze_payload(pipeline, path, read_local_file(Path(raw), settings.get().max_upload_bytes))
         results.append(result)
         if not args.json:
             if not result.ok:

@@ -7,8 +7,10 @@ palette, animated, EXIF-rotated) are converted and reported as notes instead of 
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -34,6 +36,12 @@ class EmptyFile(ImageRejected):
 
 class FileTooLarge(ImageRejected):
     code = "file_too_large"
+
+
+class UnreadableFile(ImageRejected):
+    """A local file (CLI, batch) that is missing, a folder, a device or pipe, or cannot be read."""
+
+    code = "unreadable_file"
 
 
 def file_too_large(size: int, limit: int, per: str = "image") -> FileTooLarge:
@@ -193,3 +201,34 @@ def struct_error() -> type[Exception]:
     import struct
 
     return struct.error
+
+
+def printable_name(name: str) -> str:
+    """A file name as text that any JSON or CSV writer accepts: bytes the OS gave us that are not UTF-8
+    (Python keeps them as lone surrogates) are written as `\\xNN` escapes instead of crashing the writer."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def read_local_file(path: Path, max_bytes: int, per: str = "image") -> bytes | ImageRejected:
+    """Bytes of one file named on this machine (CLI, batch), or a typed rejection: missing, a folder, not a
+    regular file (a device or FIFO would never end or block), too large (checked with `stat`, and the read is
+    capped too), unreadable."""
+    shown = printable_name(str(path))
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return UnreadableFile(f"File not found: {shown}.")
+    except OSError as exc:
+        return UnreadableFile(f"Could not read {shown}: {exc.strerror or exc}.")
+    if path.is_dir():
+        return UnreadableFile(f"{shown} is a folder, not an image file.")
+    if not path.is_file():
+        return UnreadableFile(f"{shown} is not a regular file (a device or pipe).")
+    if st.st_size > max_bytes:
+        return file_too_large(st.st_size, max_bytes, per=per)
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(max_bytes + 1)
+    except OSError as exc:
+        return UnreadableFile(f"Could not read {shown}: {exc.strerror or exc}.")
+    return file_too_large(len(data), max_bytes, per=per) if len(data) > max_bytes else data

@@ -8,13 +8,14 @@ may spill to disk), and an `InputSpec` is all a remote worker needs: it is small
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from core import settings
 from core.archive import ArchiveLimits, SafeZip, is_image_name, is_zip_file
 from core.errors import UserFacingError
-from core.validation import ImageRejected
+from core.validation import ImageRejected, printable_name
 
 VIDEO_SUFFIXES = frozenset(f".{ext}" for ext in settings.VIDEO_FORMATS)
 LIST_SUFFIXES = (".txt", ".lst", ".list")
@@ -24,10 +25,6 @@ class BatchError(UserFacingError):
     """The batch as a whole cannot run (bad source, foreign output); `message` is for people."""
 
     code = "batch_refused"
-
-
-class UnreadableFile(ImageRejected):
-    code = "unreadable_file"
 
 
 def is_video_name(name: str) -> bool:
@@ -75,7 +72,7 @@ class ItemReader:
     def read(self, name: str) -> BatchItem:
         spec = self.spec
         if spec.kind == "folder":
-            return BatchItem(name, path=Path(spec.root) / name)
+            return BatchItem(name, path=path_on_disk(Path(spec.root), name))
         if spec.kind == "list":
             path = Path(name).expanduser()
             return BatchItem(name, path=path if path.is_absolute() else Path(spec.root) / path)
@@ -126,8 +123,18 @@ def folder_files(root: Path) -> list[str]:
         for fname in sorted(filenames):
             rel = Path(dirpath, fname).relative_to(root).as_posix()
             if is_media_name(rel):
-                found.append(rel)
+                found.append(printable_name(rel))  # the output's `file`: valid text whatever the OS allows
     return found
+
+
+def path_on_disk(root: Path, name: str) -> Path:
+    """The file a `folder_files` name stands for: the name itself when it exists, else the name with its
+    `\\xNN` escapes turned back into the bytes the file system holds (see `printable_name`)."""
+    path = root / name
+    if "\\x" not in name or path.exists():
+        return path
+    raw = re.sub(rb"\\x([0-9a-f]{2})", lambda m: bytes([int(m[1], 16)]), name.encode("utf-8"))
+    return root / os.fsdecode(raw)
 
 
 def list_paths(list_file: Path) -> list[str]:

@@ -14,10 +14,15 @@ Without its journal an output is not one to resume: a CSV with rows, or a folder
 refused with a plain message (choose another --out) and left as it is. Only a missing or empty CSV, or one
 holding just our header (a run killed before its first journal line), starts a new run. Columns and their
 types come from `core.batch.schema`.
+
+One run at a time per output: `open_sink` first takes an exclusive lock (`results.csv.lock` beside the output,
+held until the sink closes, released by the OS if the process dies), so a second run on the same --out stops
+with a plain message instead of recovering, truncating or doubling the first one's rows.
 """
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import json
 import os
@@ -87,8 +92,36 @@ def _empty_or_just(path: Path, header: bytes) -> bool:
         return fh.read(len(header) + 1) in (b"", header)
 
 
+class OutputLock:
+    """An exclusive `flock` on `<out>.lock`, holding the owner's process id so a refusal can name it."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = out.with_name(out.name + ".lock")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 (closed in release())
+        try:
+            fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._fh.seek(0)
+            owner = self._fh.read(32).strip()
+            self._fh.close()
+            raise BatchError(f"Another batch run{f' (process {owner})' if owner.isdigit() else ''} is writing "
+                             f"{out.name} now. Wait for it to finish, or choose another --out.") from None
+        self._fh.seek(0)
+        self._fh.truncate()
+        self._fh.write(str(os.getpid()))
+        self._fh.flush()
+
+    def release(self) -> None:
+        if not self._fh.closed:
+            fcntl.flock(self._fh, fcntl.LOCK_UN)
+            self._fh.close()
+
+
 class _Sink:
     """Shared bookkeeping: committed names, names waiting for the next commit, duplicate guard."""
+
+    lock: OutputLock | None = None
 
     def __init__(self) -> None:
         self.done: set[str] = set()
@@ -114,8 +147,9 @@ class _Sink:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def close(self) -> None:  # pragma: no cover - overridden
-        pass
+    def close(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
 
 
 class CsvSink(_Sink):
@@ -163,6 +197,7 @@ class CsvSink(_Sink):
 
     def close(self) -> None:
         self._fh.close()
+        super().close()
 
 
 class ParquetSink(_Sink):
@@ -219,9 +254,18 @@ class ParquetSink(_Sink):
 
     def close(self) -> None:
         self._rows = []
+        super().close()
 
 
 def open_sink(out: str | Path) -> CsvSink | ParquetSink:
-    """The sink for `out`, recovered to its last committed state (see the module docstring)."""
+    """The sink for `out`, locked for this run and recovered to its last committed state (module docstring)."""
     out = Path(out)
-    return CsvSink(out) if output_format(out) == "csv" else ParquetSink(out)
+    fmt = output_format(out)
+    lock = OutputLock(out)  # before anything is read, truncated or deleted
+    try:
+        sink = CsvSink(out) if fmt == "csv" else ParquetSink(out)
+    except BaseException:
+        lock.release()
+        raise
+    sink.lock = lock
+    return sink

@@ -11,21 +11,20 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from core import settings
 from core.analysis import ImageAnalysis, face_rows
-from core.batch.inputs import BatchItem, UnreadableFile
+from core.batch.inputs import BatchItem
 from core.batch.schema import NO_FACE, batch_row
 from core.detection import Detection
 from core.emotion.classifier import EmotionClassifier
 from core.errors import UserFacingError
 from core.live.video_io import FrameSampler, VideoRejected
 from core.pipeline import EmotionPipeline, FaceResult
-from core.validation import ImageRejected, file_too_large, validate_image_bytes
+from core.validation import ImageRejected, UnreadableFile, read_local_file, validate_image_bytes
 
 log = logging.getLogger(__name__)
 
@@ -108,26 +107,6 @@ def error_result(name: str, error: UserFacingError, times: StageTimes | None = N
 
 # ---- reading and decoding --------------------------------------------------------------------------
 
-def read_file(path: Path, max_bytes: int) -> bytes | ImageRejected:
-    """Bytes of one file, or a typed rejection (missing, a folder, a device, too large, unreadable)."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return UnreadableFile(f"File not found: {path}.")
-    except OSError as exc:
-        return UnreadableFile(f"Could not read {path}: {exc.strerror or exc}.")
-    if path.is_dir():
-        return UnreadableFile(f"{path} is a folder, not an image file.")
-    if not path.is_file():
-        return UnreadableFile(f"{path} is not a regular file (a device or pipe).")
-    if st.st_size > max_bytes:
-        return file_too_large(st.st_size, max_bytes, per="file")
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        return UnreadableFile(f"Could not read {path}: {exc.strerror or exc}.")
-
-
 def item_payload(item: BatchItem) -> bytes | ImageRejected:
     if item.error is not None:
         return item.error
@@ -135,7 +114,7 @@ def item_payload(item: BatchItem) -> bytes | ImageRejected:
         return item.data
     if item.path is not None:
         limit = settings.get().video_max_upload_bytes if item.is_video else settings.get().max_upload_bytes
-        return read_file(item.path, limit)
+        return read_local_file(item.path, limit, per="file")
     return UnreadableFile("No data for this file.")
 
 

@@ -99,3 +99,24 @@ def test_cli_human_output_and_detector_choice(tmp_path, astronaut, shipped_weigh
     assert "face 1" in proc.stdout
     proc = run_cli(str(photo), "--detector", "nonexistent")
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
+
+
+def test_cli_reads_regular_files_only_and_writes_valid_json_for_any_file_name(tmp_path, astronaut, shipped_weights):
+    import os
+
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)  # nobody writes to it: reading would block forever
+    odd = os.fsencode(str(tmp_path)) + b"/caf\xe9.png"  # Latin-1 bytes: not a UTF-8 name
+    with open(odd, "wb") as fh:
+        fh.write(encode(astronaut, "PNG"))
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\x89PNG" + bytes(11 * 2**20))
+    proc = subprocess.run([sys.executable, "-m", "core", "predict", str(fifo), "/dev/zero", os.fsdecode(odd),
+                           str(big), "--json"], cwd=ROOT, capture_output=True, timeout=180)
+    assert proc.returncode == 1 and b"Traceback" not in proc.stderr
+    text = proc.stdout.decode("utf-8")  # strict: no lone surrogates reach the output
+    out = json.loads(text)
+    assert [o.get("error_code") for o in out] == ["unreadable_file", "unreadable_file", None, "file_too_large"]
+    assert "not a regular file" in out[0]["error"] and "not a regular file" in out[1]["error"]
+    assert out[2]["file"].endswith("caf\\xe9.png") and out[2]["faces"]
+    assert "\\udc" not in text

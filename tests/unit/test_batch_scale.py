@@ -2,6 +2,7 @@
 video sampling, the journal that makes reruns resume (CSV and Parquet), and Ray being optional."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -261,3 +262,54 @@ def test_ray_engine_without_ray_is_a_plain_message(monkeypatch, tmp_path, media,
     err = capsys.readouterr().err
     assert "requirements-scale.txt" in err and "Traceback" not in err
     assert not (tmp_path / "r.csv").exists()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_second_run_on_the_same_output_stops_and_changes_nothing(media, tmp_path, pipeline, suffix):
+    out = tmp_path / f"results{suffix}"
+    run_batch(media, out, BatchConfig(batch_size=2), engine=LocalEngine(pipeline), progress=False)
+    first = open_sink(out)  # a run in progress holds the output
+    before = sorted((p.name, p.stat().st_size) for p in tmp_path.rglob("*") if p.is_file())
+    with pytest.raises(BatchError, match=f"Another batch run \\(process {os.getpid()}\\) is writing") as err:
+        run_batch(media, out, engine=LocalEngine(pipeline), progress=False)
+    assert "choose another --out" in err.value.message
+    assert sorted((p.name, p.stat().st_size) for p in tmp_path.rglob("*") if p.is_file()) == before
+    first.close()
+    summary = run_batch(media, out, engine=LocalEngine(pipeline), progress=False)  # free again
+    assert summary.processed == 0
+    table = pd.read_csv(out) if suffix == ".csv" else pd.read_parquet(out)
+    files_once(table, open_input(media).names)
+
+
+def test_the_lock_of_a_killed_run_is_released(tmp_path):
+    out = tmp_path / "results.csv"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from core.batch.output import open_sink; "
+         "s = open_sink(sys.argv[1]); print('locked', flush=True); time.sleep(120)", str(out)],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(BatchError, match=f"process {holder.pid}"):
+            open_sink(out)
+    finally:
+        holder.kill()  # SIGKILL: no cleanup runs, the OS drops the lock
+        holder.wait(timeout=60)
+    open_sink(out).close()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_file_names_that_are_not_utf8_are_kept_escaped_and_resume(tmp_path, pipeline, suffix):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "ok.png").write_bytes(img_bytes(1))
+    with open(os.fsencode(str(src)) + b"/caf\xe9.png", "wb") as fh:  # Latin-1 bytes, as old cameras write
+        fh.write(img_bytes(2))
+    with open(os.fsencode(str(src)) + b"/a\\x41.png", "wb") as fh:  # a real name that looks like an escape
+        fh.write(img_bytes(3))
+    out = tmp_path / f"results{suffix}"
+    first = run_batch(src, out, engine=LocalEngine(pipeline), progress=False)
+    again = run_batch(src, out, engine=LocalEngine(pipeline), progress=False)
+    assert (first.processed, first.failed, again.processed, again.skipped) == (3, 0, 0, 3)
+    table = pd.read_csv(out, keep_default_na=False) if suffix == ".csv" else pd.read_parquet(out)
+    assert sorted(set(table["file"])) == ["a\\x41.png", "caf\\xe9.png", "ok.png"]
+    assert (table["error_code"].fillna("") == "").all()
