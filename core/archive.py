@@ -66,6 +66,17 @@ class MemberUnreadable(ImageRejected):
     code = "unreadable_member"
 
 
+class NestedArchive(ImageRejected):
+    """A zip inside the input: never opened (its limits would have to be checked all over again), but
+    reported, so no file is left out without a word."""
+
+    code = "nested_archive"
+
+
+def is_archive_name(name: str) -> bool:
+    return named_like(name, (".zip",))
+
+
 @dataclass(frozen=True)
 class ArchiveLimits:
     """What one archive may hold. Defaults come from `core.settings`; the API passes tighter ones."""
@@ -81,12 +92,16 @@ class ArchiveLimits:
     max_ratio: float = field(default_factory=lambda: settings.get().archive_max_ratio)
 
 
-def is_image_name(name: str) -> bool:
-    """True for names that look like images and are not OS clutter (`__MACOSX/`, `.DS_Store`, `._x.jpg`)."""
+def named_like(name: str, suffixes: tuple[str, ...] | frozenset[str]) -> bool:
+    """True when `name` ends in one of `suffixes` and is not OS clutter (`__MACOSX/`, `.DS_Store`, `._x.jpg`)."""
     path = PurePosixPath(name.replace("\\", "/"))
     if path.name.startswith(".") or "__MACOSX" in path.parts:
         return False
-    return path.suffix.lower() in IMAGE_SUFFIXES
+    return path.suffix.lower() in suffixes
+
+
+def is_image_name(name: str) -> bool:
+    return named_like(name, IMAGE_SUFFIXES)
 
 
 def is_zip(data: bytes) -> bool:

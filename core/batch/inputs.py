@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from core import settings
-from core.archive import ArchiveLimits, SafeZip, is_image_name, is_zip_file
+from core.archive import (ArchiveLimits, NestedArchive, SafeZip, is_archive_name, is_image_name, is_zip_file,
+                          named_like)
 from core.errors import UserFacingError
 from core.validation import ImageRejected, printable_name
 
@@ -29,10 +30,7 @@ class BatchError(UserFacingError):
 
 def is_video_name(name: str) -> bool:
     """mp4 / webm / avi by suffix, with the same OS-clutter rules as images (`.x.mp4`, `__MACOSX/`)."""
-    path = PurePosixPath(name.replace("\\", "/"))
-    if path.name.startswith(".") or "__MACOSX" in path.parts:
-        return False
-    return path.suffix.lower() in VIDEO_SUFFIXES
+    return named_like(name, VIDEO_SUFFIXES)
 
 
 def is_media_name(name: str) -> bool:
@@ -71,6 +69,9 @@ class ItemReader:
 
     def read(self, name: str) -> BatchItem:
         spec = self.spec
+        if is_archive_name(name):
+            return BatchItem(name, error=NestedArchive("A zip inside the input is not opened. Unzip it and add its "
+                                                       "files to the input (or run the batch on it on its own)."))
         if spec.kind == "folder":
             return BatchItem(name, path=path_on_disk(Path(spec.root), name))
         if spec.kind == "list":
@@ -122,7 +123,7 @@ def folder_files(root: Path) -> list[str]:
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for fname in sorted(filenames):
             rel = Path(dirpath, fname).relative_to(root).as_posix()
-            if is_media_name(rel):
+            if is_media_name(rel) or is_archive_name(rel):  # a zip becomes a row saying it was not opened
                 found.append(printable_name(rel))  # the output's `file`: valid text whatever the OS allows
     return found
 
@@ -163,7 +164,8 @@ def open_input(source: str | Path, limits: ArchiveLimits | None = None) -> Batch
         spec = InputSpec("zip", str(src.absolute()), limits)
         reader = ItemReader(spec)
         reader._zip = SafeZip(src, limits)  # raises ArchiveError (a ValueError) for a refused archive
-        return BatchInput("zip", list(dict.fromkeys(reader._zip.names)), spec, reader)
+        nested = [n for n in reader._zip.other_names if is_archive_name(n)]
+        return BatchInput("zip", list(dict.fromkeys([*reader._zip.names, *nested])), spec, reader)
     if src.suffix.lower() in LIST_SUFFIXES:
         return BatchInput("list", list_paths(src), InputSpec("list", str(src.absolute().parent), limits))
     raise BatchError(f"{source} is not a folder, a .zip archive or a .txt list of image and video paths.")

@@ -369,3 +369,22 @@ def test_cli_batch_refusals_are_plain_messages(tmp_path, tiny_default_model, cap
     assert "does not exist" in capsys.readouterr().err
     assert main(["batch", str(tmp_path), "--out", str(tmp_path / "o.csv"), "--engine", "warp"]) == 2
     assert "Unknown engine" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("as_zip", [False, True])
+def test_a_zip_inside_the_input_is_a_row_with_its_own_code_never_opened(tmp_path, pipeline, as_zip):
+    inner = make_zip({"hidden.png": img_bytes(5)})
+    entries = {"a.png": img_bytes(1), "more/inner.zip": inner, "__MACOSX/._inner.zip": b"clutter"}
+    if as_zip:
+        source = tmp_path / "in.zip"
+        source.write_bytes(make_zip(entries))
+    else:
+        source = tmp_path / "in"
+        for name, data in entries.items():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            (source / name).write_bytes(data)
+    run_batch(source, tmp_path / "r.csv", engine=LocalEngine(pipeline), progress=False)
+    rows = {r["file"]: r for r in read_csv(tmp_path / "r.csv")}
+    assert set(rows) == {"a.png", "more/inner.zip"}  # the member of the inner zip is not read
+    assert rows["more/inner.zip"]["error_code"] == "nested_archive"
+    assert "not opened" in rows["more/inner.zip"]["error"]
