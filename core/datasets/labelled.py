@@ -37,6 +37,7 @@ images are read when used, so a folder of thousands of photos is never held in m
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from dataclasses import dataclass, field, replace
@@ -434,16 +435,18 @@ def _name_index(names: Iterable[str]) -> Callable[[str], str | None]:
 
 
 def _decode_table(raw: bytes, csv_name: str) -> tuple[list[str], Any]:
-    """(lower-cased header, row reader) of a CSV from a spreadsheet: UTF-8 (BOM or not) or cp1252, `,` or `;`."""
+    """(lower-cased header, row reader) of a table from a spreadsheet: UTF-8 (BOM or not), UTF-16 with its BOM
+    (Excel's "Unicode text") or cp1252; `,`, `;` (some locales) or tab separated."""
     try:
-        text = raw.decode("utf-8-sig")
+        text = raw.decode("utf-16") if raw[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else \
+            raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         try:
             text = raw.decode("cp1252")
         except UnicodeDecodeError as exc:
             raise LabelledSetError(f"{csv_name} is not a text file (save it as UTF-8 CSV).") from exc
     first = text.split("\n", 1)[0]
-    delimiter = ";" if first.count(";") > first.count(",") else ","  # spreadsheets in some locales
+    delimiter = max(",;\t", key=first.count)  # the separator the header uses most; "," on a tie
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     try:
         header = [h.strip().lower() for h in next(reader, [])]

@@ -251,3 +251,10 @@ def test_a_folder_is_read_when_used_not_up_front(tmp_path, monkeypatch):
     assert not isinstance(ls.images, dict)  # a lazy view of the folder, not the bytes
     (tmp_path / "3.png").write_bytes(encode(np.zeros((10, 10, 3), np.uint8)))
     assert ls.images["3.png"] != IMG  # read now, when asked
+
+
+@pytest.mark.parametrize("encoding, sep", [("utf-16", "\t"), ("utf-16", ","), ("utf-8-sig", ";")])
+def test_spreadsheet_exports_in_utf16_or_with_other_separators_are_read(encoding, sep):
+    table = sep.join(["file", "emotion"]) + "\r\n" + sep.join(["a.png", "Happiness"]) + "\r\n"
+    data = make_zip({"labels.csv": table.encode(encoding), "a.png": IMG})
+    assert [(f.file, f.emotion) for f in read_labelled(data).faces] == [("a.png", "happy")]
