@@ -6,7 +6,7 @@ PORT   ?= 8501
 # This machine only; `make run ADDRESS=0.0.0.0` serves the network (put a proxy in front of it).
 ADDRESS ?= 127.0.0.1
 
-.PHONY: run test setup setup-dev screenshots report clean
+.PHONY: run test setup setup-dev screenshots report clean deploy-local
 
 $(VENV)/.app-installed: requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -25,6 +25,10 @@ setup-dev: $(VENV)/.dev-installed
 
 run: setup
 	$(VENV)/bin/streamlit run Home.py --server.port $(PORT) --server.address $(ADDRESS)
+
+# nginx in front of the app and two API replicas, all on 127.0.0.1 (needs Debian's nginx); Ctrl-C stops it.
+deploy-local: setup
+	deploy/local.sh
 
 test: setup-dev
 	$(PY) -m pytest
