@@ -21,7 +21,7 @@ from core.errors import UserFacingError
 class VideoRejected(UserFacingError):
     """A video we will not analyse, with a message for people (no traceback); `code` says which limit."""
 
-    code = "unreadable"
+    code = "corrupt_video"
 
 
 @dataclass
@@ -57,16 +57,16 @@ def open_video(data: bytes) -> tuple[MemoryVideo, VideoInfo]:
     """Open video bytes in memory and check the limits in core.settings; the caller releases the video.
     Raises VideoRejected with a plain message."""
     if not data:
-        raise VideoRejected("The file is empty.", code="empty")
+        raise VideoRejected("The file is empty.", code="empty_file")
     if len(data) > settings.get().video_max_upload_bytes:
         raise VideoRejected(f"The video is {len(data) / 2**20:.1f} MB; the limit is "
-                            f"{settings.get().video_max_upload_bytes / 2**20:.0f} MB.", code="too_large")
+                            f"{settings.get().video_max_upload_bytes / 2**20:.0f} MB.", code="file_too_large")
     video = MemoryVideo(data)
     cap = video.cap
     if not cap.isOpened():
         video.release()
         raise VideoRejected("This file is not a video that can be read (mp4, webm or avi), "
-                            "or it is damaged.", code="unreadable")
+                            "or it is damaged.", code="corrupt_video")
     w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
     fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
     fps = fps if 0 < fps < 1000 else 0.0
@@ -74,7 +74,7 @@ def open_video(data: bytes) -> tuple[MemoryVideo, VideoInfo]:
     info = VideoInfo(w, h, fps, frames, frames / fps if fps and frames else 0.0)
     problem = None
     if w <= 0 or h <= 0:
-        problem = VideoRejected("The video has no readable picture track.", code="unreadable")
+        problem = VideoRejected("The video has no readable picture track.", code="corrupt_video")
     elif w * h > settings.get().video_max_megapixels * 1e6:
         problem = VideoRejected(f"The video is {w}×{h}; the limit is "
                                 f"{settings.get().video_max_megapixels:g} megapixels per frame.", code="too_many_pixels")

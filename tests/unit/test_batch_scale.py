@@ -120,7 +120,7 @@ def test_every_bad_input_is_one_error_row(pipeline, tmp_path):
              BatchItem("fake.mp4", path=tmp_path / "fake.mp4"), BatchItem("ok.png", data=img_bytes(3))]
     results = process_batch(pipeline, items)
     codes = [[r["error_code"] for r in res.rows] for res in results]
-    assert codes == [["unreadable_file"], ["unsupported_format"], ["unreadable"], [None, None]]
+    assert codes == [["unreadable_file"], ["unsupported_format"], ["corrupt_video"], [None, None]]
     assert [res.ok for res in results] == [False, False, False, True]
     assert "mp4, webm or avi" in results[2].rows[0]["error"]
 

@@ -312,10 +312,10 @@ def test_sampler_stops_at_the_length_limit_and_says_so(clip):
 def test_bad_videos_get_plain_messages(monkeypatch, clip):
     with pytest.raises(VideoRejected) as err:
         open_video(b"")
-    assert err.value.code == "empty"
+    assert err.value.code == "empty_file"
     with pytest.raises(VideoRejected) as err:
         open_video(b"%PDF-1.4 this is not a video" * 100)
-    assert err.value.code == "unreadable" and "mp4, webm or avi" in err.value.message
+    assert err.value.code == "corrupt_video" and "mp4, webm or avi" in err.value.message
     data = encode_video(clip[:12], "avi", "mjpeg")
     settings.configure(video_max_seconds=0.5)
     with pytest.raises(VideoRejected) as err:
@@ -324,7 +324,7 @@ def test_bad_videos_get_plain_messages(monkeypatch, clip):
     settings.configure(video_max_upload_bytes=1000)
     with pytest.raises(VideoRejected) as err:
         open_video(data)
-    assert err.value.code == "too_large"
+    assert err.value.code == "file_too_large"
 
 
 def test_ice_servers_setting(monkeypatch):
