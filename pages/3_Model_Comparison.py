@@ -11,7 +11,7 @@ import plotly.express as px
 import streamlit as st
 
 import core  # noqa: F401
-from core.datasets.evaluate import evaluate_labelled
+from core.datasets.evaluate import MAX_FACES, MAX_SET_MEGAPIXELS, evaluate_labelled
 from core.datasets.labelled import LabelledSetError, read_labelled
 from core.reports import classifier_reports
 from ui.metric_charts import confusion_figure, per_class_figure, per_class_table, reliability_figure
@@ -89,7 +89,9 @@ st.markdown(
     "- class folders: `happy/img1.jpg`, `sad/img2.png`, … (each image is one face crop), or\n"
     "- images plus a `labels.csv` with columns `file, emotion` and optionally the face box `x1, y1, x2, y2` "
     "(the Annotate page exports exactly this).\n\n"
-    "The faces are analysed in memory; nothing is stored. Results stay in this tab until you close it."
+    "The faces are analysed in memory; nothing is stored. Results stay in this tab until you close it.\n\n"
+    f"One evaluation takes at most {MAX_FACES:,} labelled faces and {MAX_SET_MEGAPIXELS:,.0f} megapixels of "
+    "images in all; split a larger set into several zips."
 )
 own_model = require_model(pick_model(label="Model to evaluate", key="own_model"), "your data cannot be evaluated")
 archive = st.file_uploader("Labelled zip", type=None, key="own_zip")
@@ -123,8 +125,8 @@ if archive is not None:
                            "emolens_evaluation.json", "application/json")
         if result.misclassified:
             st.subheader("Misclassified faces (most confident mistakes first)")
-            shown = result.misclassified[:24]
+            st.caption(f"The {len(result.misclassified)} most confident of {result.mistakes} mistakes.")
             cols = st.columns(6)
-            for i, m in enumerate(shown):
+            for i, m in enumerate(result.misclassified):
                 cols[i % 6].image(m.crop, caption=f"true {m.true} · said {m.predicted} {m.confidence:.0%}",
                                   width="stretch")

@@ -164,6 +164,10 @@ class LabelledSet:
 
         return validate_image_bytes(self.images[file]).image
 
+    def image_size(self, file: str) -> tuple[int, int] | None:
+        """(width, height) of one image from its header, no pixels decoded: budgets are checked up front."""
+        return _image_size(self.images[file])
+
     def crops(self, faces: Sequence[LabelledFace], crop: Cropper) -> list[np.ndarray]:
         """Face crops through the serving crop (`crop` is a classifier's `crop`); box-less rows are crops already."""
         decoded: dict[str, np.ndarray] = {}

@@ -130,3 +130,43 @@ def test_bad_zips_get_plain_messages(kind, shipped_weights):
     assert BAD_ZIPS[kind][1].lower() in message.lower(), message
     assert "Traceback" not in message
     assert not [m for m in at.metric if m.label == "Accuracy"]
+
+
+def _astronaut_zip(astronaut, n: int = 14) -> bytes:
+    """`n` noisy copies of one face under four labels: the model gets several of them wrong."""
+    import numpy as np
+
+    from core.emotion.preprocess import crop_face
+    from tests.conftest import encode
+
+    face = crop_face(astronaut, (174, 68, 278, 172), 0.2)
+    rng = np.random.default_rng(0)
+    members = {}
+    for i in range(n):
+        variant = np.clip(face.astype(int) + rng.integers(-40, 40), 0, 255).astype(np.uint8)
+        members[f"{['happy', 'neutral', 'sad', 'surprise'][i % 4]}/face_{i}.png"] = encode(variant)
+    return _zip(members)
+
+
+def test_page_shows_the_report_and_a_bounded_gallery(shipped_weights, astronaut, monkeypatch):
+    from core.datasets import evaluate
+
+    monkeypatch.setattr(evaluate, "MISTAKES_KEPT", 3)
+    at = _upload(_own_data_page(shipped_weights), _astronaut_zip(astronaut))
+    assert not at.error
+    assert {m.label for m in at.metric} >= {"Faces", "Accuracy", "Macro-F1"}
+    assert any("Misclassified faces" in s.value for s in at.subheader)
+    gallery = at.get("image")
+    assert len(gallery) == 3  # more mistakes than that: one image each, for the 3 kept
+    assert any(c.value.startswith("The 3 most confident of") for c in at.caption)
+
+
+def test_page_refuses_a_set_over_the_face_limit(shipped_weights, astronaut, monkeypatch):
+    from core.datasets import evaluate
+
+    monkeypatch.setattr(evaluate, "MAX_FACES", 5)
+    at = _upload(_own_data_page(shipped_weights), _astronaut_zip(astronaut, 8))
+    assert len(at.error) == 1
+    message = at.error[0].value
+    assert "at most 5" in message and "Split" in message and "Traceback" not in message
+    assert not [m for m in at.metric if m.label == "Accuracy"]
