@@ -1,27 +1,38 @@
 """EmoLens REST API: a thin Flask layer over `core`, importable as `core.api:app` (a stable contract).
 
     flask --app core.api run                                    # development
-    gunicorn -w 2 -b 0.0.0.0:8000 --timeout 120 core.api:app    # production
+    gunicorn -c deploy/gunicorn.conf.py core.api:app            # production (127.0.0.1, gthread workers)
 
 Everything the API knows comes from `core`: validation (`core.analysis.analyze_bytes`), zip safety
 (`core.archive`), per-file error handling (`core.batch.engine.analyze_payload`) and the JSON keys
 (`ImageAnalysis.to_json`, the same as the CLI). Uploads stay in memory (never spooled to a temporary
 file), request bodies are capped, and every failure is a JSON body `{"error": code, "message": text}`
 with a fitting status; logs carry sizes, codes and timings, never image content or file names.
+
+Cost per request is bounded before any pixel is decoded: every image's width × height is read from its
+header (zip members too) and checked against a per-image and a per-request megapixel budget. Analyses
+hold one of a few per-process "heavy slots" (waiting at most `api_busy_wait_s`, then 503 `busy`), so a
+gthread worker always has threads left for /healthz and light requests. Optional API keys, a per-key
+(or per-address) rate limit and an allow-list for CORS complete the deployment story.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import io
 import logging
 import math
 import threading
 import time
 from collections import OrderedDict
-from typing import Any, BinaryIO
+from contextlib import contextmanager
+from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 import torch
 from flask import Flask, Request, Response, g, jsonify, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -30,12 +41,19 @@ from core import settings
 from core.analysis import ImageAnalysis
 from core.archive import ArchiveError, ArchiveLimits, SafeZip, is_zip
 from core.batch.engine import analyze_payload
-from core.emotion.classifier import EmotionClassifier
+from core.detection import (
+    FaceDetector,
+    available_detectors,
+    default_threshold,
+    detector_description,
+    make_detector,
+)
 from core.emotion.card import ModelCard, list_models
+from core.emotion.classifier import EmotionClassifier
 from core.errors import UserFacingError
-from core.detection import FaceDetector, available_detectors, default_threshold, detector_description, make_detector
 from core.openapi import ERROR_STATUS, build_spec
 from core.pipeline import EmotionPipeline, FaceResult
+from core.validation import ImageRejected, TooManyPixels, header_pixels
 
 log = logging.getLogger("emolens.api")
 
@@ -115,6 +133,99 @@ def reset_models() -> None:
         _pipelines.clear()
 
 
+# ---- bounded cost: heavy slots and the pixel budget ---------------------------------------------------
+
+class HeavySlots:
+    """A per-process counting gate around analyses. Unlike a bare semaphore its size is read from settings
+    at each acquire (tests and `configure()` change it), and a full gate answers `busy` after a short wait
+    instead of queueing a request behind minutes of work while the client's own timeout runs out."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self.in_use = 0
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        limit, wait_s = settings.get().api_heavy_slots, settings.get().api_busy_wait_s
+        with self._cond:
+            if not self._cond.wait_for(lambda: self.in_use < limit, timeout=wait_s):
+                raise ApiError("busy", "The server is busy analysing other images. Please retry in a few seconds.")
+            self.in_use += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.in_use -= 1
+                self._cond.notify()
+
+
+heavy_slots = HeavySlots()
+
+
+def _budget(items: list[tuple[str, bytes | ImageRejected]]) -> list[tuple[str, bytes | ImageRejected]]:
+    """Read every image's pixel count from its header and refuse the request (413 `pixel_budget_exceeded`)
+    when the total is over `api_max_request_megapixels`, before anything is decoded. An image over the
+    API's per-image limit becomes a `too_many_pixels` rejection (never decoded, not counted)."""
+    per_image = settings.get().api_max_megapixels
+    out: list[tuple[str, bytes | ImageRejected]] = []
+    total = 0
+    for name, payload in items:
+        if isinstance(payload, bytes):
+            try:
+                pixels = header_pixels(payload) or 0
+            except ImageRejected as exc:
+                out.append((name, exc))
+                continue
+            if pixels > per_image * 1e6:
+                payload = TooManyPixels(f"The image has {pixels / 1e6:.0f} megapixels; this server accepts at most "
+                                        f"{per_image:g} megapixels per image. Please resize it.")
+            else:
+                total += pixels
+        out.append((name, payload))
+    limit = settings.get().api_max_request_megapixels
+    if total > limit * 1e6:
+        raise ApiError("pixel_budget_exceeded",
+                       f"The images in this request hold {total / 1e6:.0f} megapixels in all; the limit is "
+                       f"{limit:g} megapixels per request. Send fewer or smaller images per request.")
+    return out
+
+
+# ---- access: API keys, rate limit, CORS --------------------------------------------------------------
+
+def _presented_key() -> str:
+    auth = request.headers.get("Authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip()
+    return request.headers.get("X-API-Key", "").strip()
+
+
+def _key_is_valid(presented: str) -> bool:
+    """Constant-time comparison against every configured key (no early exit that would time the match)."""
+    found = False
+    for key in settings.get().api_keys:
+        found |= hmac.compare_digest(presented.encode(), key.encode())
+    return found
+
+
+def _rate_key() -> str:
+    """Whom a rate limit counts: the API key when one is valid (a hash, never the key), else the address."""
+    presented = _presented_key()
+    if presented and settings.get().api_keys and _key_is_valid(presented):
+        return "key:" + hashlib.sha256(presented.encode()).hexdigest()[:16]
+    return "addr:" + (get_remote_address() or "unknown")
+
+
+def _rate_limit() -> str:
+    value = settings.get().api_rate_limit
+    return "1000000/second" if value == "off" else value  # exempted below; a valid string keeps the limiter calm
+
+
+limiter = Limiter(key_func=_rate_key, default_limits=[_rate_limit], storage_uri="memory://",
+                  headers_enabled=True, default_limits_exempt_when=lambda: settings.get().api_rate_limit == "off")
+
+CORS_ALLOW_HEADERS = "Authorization, X-API-Key, Content-Type"
+
+
 # ---- request parsing --------------------------------------------------------------------------------
 
 def _require_multipart() -> None:
@@ -178,6 +289,28 @@ def create_app() -> Flask:
     def _start_timer() -> None:
         g.t0 = time.perf_counter()
 
+    limiter.init_app(flask_app)  # before the key check, so guessing keys is rate-limited per address too
+
+    @flask_app.before_request
+    def _require_key() -> None:
+        if not settings.get().api_keys or request.path == "/healthz" or request.method == "OPTIONS":
+            return
+        if not _key_is_valid(_presented_key()):
+            raise ApiError("unauthorized", "This server needs an API key: send it as 'Authorization: Bearer "
+                                           "<key>' or 'X-API-Key: <key>'.")
+
+    @flask_app.after_request
+    def _cors(response: Response) -> Response:
+        origin = request.headers.get("Origin", "").rstrip("/")
+        if origin and origin in settings.get().api_cors_origins:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS
+            response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+            response.headers["Access-Control-Max-Age"] = "600"
+        if settings.get().api_cors_origins:
+            response.vary.add("Origin")
+        return response
+
     @flask_app.after_request
     def _log_request(response: Response) -> Response:
         ms = (time.perf_counter() - g.get("t0", time.perf_counter())) * 1000
@@ -191,7 +324,12 @@ def create_app() -> Flask:
         if exc.file is not None:
             body["file"] = exc.file
         log.warning("%s %s rejected: %s", request.method, request.path, exc.code)
-        return jsonify(body), exc.status
+        response = jsonify(body)
+        if exc.code == "unauthorized":
+            response.headers["WWW-Authenticate"] = 'Bearer realm="emolens"'
+        elif exc.code == "busy":
+            response.headers["Retry-After"] = "5"
+        return response, exc.status
 
     @flask_app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> tuple[Response, int]:
@@ -201,10 +339,12 @@ def create_app() -> Flask:
                 "request_too_large",
                 f"The request is too large: the limit is {settings.get().api_max_request_bytes / 2**20:.0f} MB and "
                 f"{settings.get().api_max_batch_files} images per request. Send fewer or smaller images.", 413))
-        code = {404: "not_found", 405: "method_not_allowed", 415: "unsupported_media_type"}.get(
-            status, "bad_request" if status < 500 else "internal_error")
+        code = {404: "not_found", 405: "method_not_allowed", 415: "unsupported_media_type",
+                429: "rate_limited"}.get(status, "bad_request" if status < 500 else "internal_error")
         message = {404: "There is no such endpoint; see /openapi.json.",
-                   405: "This endpoint does not accept that HTTP method; see /openapi.json."}.get(
+                   405: "This endpoint does not accept that HTTP method; see /openapi.json.",
+                   429: f"Too many requests: the limit is {settings.get().api_rate_limit}. "
+                        "Please wait a little and retry."}.get(
             status, "The request could not be understood." if status < 500 else "Internal server error.")
         return _api_error(ApiError(code, message, status))
 
@@ -215,6 +355,7 @@ def create_app() -> Flask:
                                                               "please try again or report it."}), 500
 
     @flask_app.get("/healthz")
+    @limiter.exempt
     def healthz() -> tuple[Response, int]:
         installed = settings.get().emotion_model in list_models()
         body = {"status": "ok" if installed else "unavailable", "model": settings.get().emotion_model,
@@ -232,8 +373,10 @@ def create_app() -> Flask:
                           for d in available_detectors()],
             "limits": {"max_request_bytes": settings.get().api_max_request_bytes,
                        "max_image_bytes": settings.get().max_upload_bytes,
-                       "max_megapixels": settings.get().max_megapixels,
-                       "max_batch_images": settings.get().api_max_batch_files},
+                       "max_megapixels": settings.get().api_max_megapixels,
+                       "max_request_megapixels": settings.get().api_max_request_megapixels,
+                       "max_batch_images": settings.get().api_max_batch_files,
+                       "rate_limit": settings.get().api_rate_limit},
         })
 
     @flask_app.get("/openapi.json")
@@ -248,8 +391,11 @@ def create_app() -> Flask:
         if len(files) > 1:
             raise ApiError("too_many_images", "Send one image to /v1/predict; use /v1/predict/batch for several.")
         name = _name(files[0].filename, "image")
-        data = files[0].read()
-        analysis = analyze_payload(get_pipeline(detector, threshold), name, data)
+        [(name, payload)] = _budget([(name, files[0].read())])
+        if isinstance(payload, ImageRejected):
+            raise ApiError(payload.code, payload.message, file=name)
+        with heavy_slots.hold():
+            analysis = analyze_payload(get_pipeline(detector, threshold), name, payload)
         if not analysis.ok:
             raise ApiError(analysis.error_code or "invalid_image", analysis.error or "", file=name)
         return jsonify(analysis.to_json())
@@ -279,14 +425,18 @@ def create_app() -> Flask:
                     count += 1
                 if count > settings.get().api_max_batch_files:
                     raise _too_many()
-            pipeline = get_pipeline(detector, threshold)
-            results: list[ImageAnalysis] = []
+            # Second pass: unpack zip members (bounded by the archive limits) and budget every header.
+            items: list[tuple[str, bytes | ImageRejected]] = []
             for name, part in parts:
-                if isinstance(part, SafeZip):
-                    for member, payload in part:
-                        results.append(_slim(analyze_payload(pipeline, member, payload)))
-                else:
-                    results.append(_slim(analyze_payload(pipeline, name, part)))
+                items.extend(part if isinstance(part, SafeZip) else [(name, part)])
+            items = _budget(items)
+            if all(isinstance(payload, ImageRejected) for _, payload in items):  # nothing to analyse: no slot
+                results = [ImageAnalysis(file=name, error_code=payload.code, error=payload.message)
+                           for name, payload in items if isinstance(payload, ImageRejected)]
+            else:
+                with heavy_slots.hold():
+                    pipeline = get_pipeline(detector, threshold)
+                    results = [_slim(analyze_payload(pipeline, name, payload)) for name, payload in items]
         except ArchiveError as exc:  # e.g. a member that unpacks past its declared size
             raise _archive_error(exc, "archive") from exc
         finally:
@@ -311,7 +461,7 @@ def _slim(analysis: ImageAnalysis) -> ImageAnalysis:
     return analysis
 
 
-__all__ = ["ApiError", "app", "create_app", "get_pipeline", "reset_models"]
+__all__ = ["ApiError", "HeavySlots", "app", "create_app", "get_pipeline", "heavy_slots", "limiter", "reset_models"]
 
 try:
     app = create_app()

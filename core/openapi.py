@@ -17,6 +17,7 @@ API_VERSION = "1.0.0"
 # Stable `error` codes of request-level failures and the HTTP status each one comes with.
 ERROR_STATUS: dict[str, int] = {
     "bad_request": 400,
+    "unauthorized": 401,
     "missing_image": 400,
     "invalid_parameter": 400,
     "too_many_images": 400,
@@ -25,6 +26,7 @@ ERROR_STATUS: dict[str, int] = {
     "request_too_large": 413,
     "file_too_large": 413,
     "too_many_files": 413,
+    "pixel_budget_exceeded": 413,
     "zip_bomb": 413,
     "unsupported_media_type": 415,
     "unsupported_format": 415,
@@ -38,9 +40,11 @@ ERROR_STATUS: dict[str, int] = {
     "unsafe_path": 422,
     "not_a_zip": 422,
     "invalid_archive": 422,
+    "rate_limited": 429,
     "internal_error": 500,
     "analysis_failed": 500,
     "model_unavailable": 503,
+    "busy": 503,
 }
 
 
@@ -72,9 +76,13 @@ def _form(batch: bool) -> dict[str, Any]:
 
 def build_spec() -> dict[str, Any]:
     """The whole OpenAPI document as a dict (JSON-serialisable)."""
-    limits = (f"Limits: {settings.get().api_max_request_bytes // 2**20} MB per request, "
-              f"{settings.get().max_upload_bytes // 2**20} MB and {settings.get().max_megapixels:.0f} megapixels per image, "
-              f"{settings.get().api_max_batch_files} images per batch.")
+    s = settings.get()
+    limits = (f"Limits: {s.api_max_request_bytes // 2**20} MB and {s.api_max_request_megapixels:g} megapixels "
+              f"(read from the image headers, before decoding) per request, {s.max_upload_bytes // 2**20} MB and "
+              f"{s.api_max_megapixels:g} megapixels per image, {s.api_max_batch_files} images per batch"
+              + (f", {s.api_rate_limit} per API key or client address" if s.api_rate_limit != "off" else "")
+              + ". " + ("Every endpoint but /healthz needs an API key (`Authorization: Bearer <key>` or "
+                        "`X-API-Key`)." if s.api_keys else "No API key is required on this server."))
     probs = {"type": "object", "properties": {e: {"type": "number", "minimum": 0, "maximum": 1} for e in EMOTIONS},
              "required": list(EMOTIONS), "additionalProperties": {"type": "number"}}
     schemas: dict[str, Any] = {
@@ -130,13 +138,20 @@ def build_spec() -> dict[str, Any]:
                                   "detectors": {"type": "array", "items": {"type": "object"}},
                                   "limits": {"type": "object"}}},
     }
+    auth_errors = {
+        "401": _json_response("an API key is required and none (or a wrong one) was sent"),
+        "429": _json_response("over the rate limit; `Retry-After` says when to retry"),
+    }
     common_errors = {
         "400": _json_response("bad parameters or no image"),
-        "413": _json_response("request, image or batch over a limit"),
+        **auth_errors,
+        "413": _json_response("request, image or batch over a limit (bytes, files, or "
+                              "`pixel_budget_exceeded`: megapixels of the whole request)"),
         "415": _json_response("not multipart/form-data, or not a supported image format"),
         "422": _json_response("the image (or archive) is empty, damaged, too small or too large in pixels"),
         "500": _json_response("internal error (no details are exposed)"),
-        "503": _json_response("no emotion model is installed"),
+        "503": _json_response("no emotion model is installed, or `busy`: every analysis slot is taken "
+                              "(retry after `Retry-After` seconds)"),
     }
     return {
         "openapi": "3.1.0",
@@ -159,15 +174,19 @@ def build_spec() -> dict[str, Any]:
             }},
             "/v1/models": {"get": {
                 "summary": "The installed emotion models (their cards), detectors and limits",
-                "responses": {"200": _json_response("models", "Models")},
+                "responses": {"200": _json_response("models", "Models"), **auth_errors},
             }},
             "/healthz": {"get": {
-                "summary": "Liveness and readiness",
+                "summary": "Liveness and readiness (never needs a key, never rate-limited)",
+                "security": [],
                 "responses": {"200": _json_response("ready", "Health"),
                               "503": _json_response("no emotion model installed", "Health")},
             }},
             "/openapi.json": {"get": {"summary": "This document",
-                                      "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+                                      "responses": {"200": {"description": "OpenAPI 3.1"}, **auth_errors}}},
         },
-        "components": {"schemas": schemas},
+        "components": {"schemas": schemas,
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
+                                           "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}}},
+        **({"security": [{"bearer": []}, {"apiKey": []}]} if s.api_keys else {}),
     }

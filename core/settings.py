@@ -47,11 +47,23 @@ class Settings:
     max_megapixels: float
     max_files: int                     # images per upload on the pages
     labels_csv_max_bytes: int          # the labels.csv of a labelled set
+    own_eval_max_faces: int            # labelled faces per "evaluate on your own data" set
+    own_eval_max_megapixels: float     # decoded pixels across that set's images, read from headers first
     # REST API
     api_max_request_bytes: int
     api_max_batch_files: int
     api_max_cached_pipelines: int
     api_torch_threads: int             # per worker process: throughput comes from gunicorn workers
+    api_max_megapixels: float          # per image sent to the API: stricter than the CLI's max_megapixels
+    api_max_request_megapixels: float  # all images of one request together, read from headers before decoding
+    api_heavy_slots: int               # analyses running at once per worker process; other threads stay free
+    api_busy_wait_s: float             # how long a request waits for a heavy slot before a 503 `busy`
+    api_keys: tuple[str, ...]          # accepted API keys; none: no authentication (a trusted network)
+    api_rate_limit: str                # Flask-Limiter string per key or client address, e.g. 60/minute; off
+    api_cors_origins: tuple[str, ...]  # browser origins allowed to call the API; none: no CORS headers
+    api_bind: str                      # deploy/gunicorn.conf.py: address:port
+    api_workers: int                   # deploy/gunicorn.conf.py: worker processes
+    api_threads: int                   # deploy/gunicorn.conf.py: threads per worker (gthread)
     # Zips (core.archive)
     archive_max_files: int
     archive_max_entries: int           # folders and non-images included
@@ -114,10 +126,24 @@ class Settings:
             max_megapixels=reader.number("MAX_MEGAPIXELS", 40.0, float, minimum=0.01),
             max_files=reader.number("MAX_FILES", 200, int, minimum=1),
             labels_csv_max_bytes=reader.megabytes("LABELS_CSV_MAX_MB", 20),
+            own_eval_max_faces=reader.number("OWN_EVAL_MAX_FACES", 5000, int, minimum=1),
+            own_eval_max_megapixels=reader.number("OWN_EVAL_MAX_MEGAPIXELS", 1000.0, float, minimum=1.0),
             api_max_request_bytes=reader.megabytes("API_MAX_REQUEST_MB", 32),
             api_max_batch_files=reader.number("API_MAX_BATCH_FILES", 32, int, minimum=1),
             api_max_cached_pipelines=reader.number("API_MAX_CACHED_PIPELINES", 8, int, minimum=1),
             api_torch_threads=reader.number("API_TORCH_THREADS", 1, int, minimum=0),
+            api_max_megapixels=reader.number("API_MAX_MEGAPIXELS", 12.0, float, minimum=0.01),
+            api_max_request_megapixels=reader.number("API_MAX_REQUEST_MEGAPIXELS", 64.0, float, minimum=0.01),
+            api_heavy_slots=reader.number("API_HEAVY_SLOTS", 1, int, minimum=1),
+            api_busy_wait_s=reader.number("API_BUSY_WAIT_S", 2.0, float, minimum=0.0),
+            api_keys=reader.parse("API_KEYS", (), _words, "comma-separated keys"),
+            api_rate_limit=reader.parse("API_RATE_LIMIT", "60/minute", _rate_limit,
+                                        'a rate like "60/minute" or "10/second;500/hour", or off (default 60/minute)'),
+            api_cors_origins=reader.parse("API_CORS_ORIGINS", (), _origins,
+                                          "comma-separated origins like https://app.example.org"),
+            api_bind=reader.text("API_BIND", "127.0.0.1:8000"),
+            api_workers=reader.number("API_WORKERS", 2, int, minimum=1),
+            api_threads=reader.number("API_THREADS", 4, int, minimum=2),
             archive_max_files=reader.number("ARCHIVE_MAX_FILES", 10000, int, minimum=1),
             archive_max_entries=reader.number("ARCHIVE_MAX_ENTRIES", 50000, int, minimum=1),
             archive_max_total_bytes=reader.megabytes("ARCHIVE_MAX_TOTAL_MB", 2048),
@@ -218,6 +244,28 @@ def _ice_servers(raw: str) -> tuple[dict[str, Any], ...]:
     if not isinstance(servers, list) or not all(isinstance(s, dict) and "urls" in s for s in servers):
         raise ValueError(raw)
     return tuple(servers)
+
+
+def _words(raw: str) -> tuple[str, ...]:
+    """Comma-separated API keys. Never raises: a malformed-setting message would echo the secret into logs."""
+    return tuple(k.strip() for k in raw.split(",") if k.strip())
+
+
+def _rate_limit(raw: str) -> str:
+    """`off`, or a Flask-Limiter rate string checked now so a typo stops the server at start, not per request."""
+    if raw.lower() == "off":
+        return "off"
+    from limits import parse_many
+
+    parse_many(raw)  # raises ValueError on a malformed rate
+    return raw
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+    if not origins or any(not o.startswith(("http://", "https://")) for o in origins):
+        raise ValueError(raw)
+    return origins
 
 
 _current: Settings | None = None

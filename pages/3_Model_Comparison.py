@@ -11,7 +11,8 @@ import plotly.express as px
 import streamlit as st
 
 import core  # noqa: F401
-from core.datasets.evaluate import MAX_FACES, MAX_SET_MEGAPIXELS, evaluate_labelled
+from core import settings
+from core.datasets.evaluate import evaluate_labelled
 from core.datasets.labelled import LabelledSetError, read_labelled
 from core.reports import classifier_reports
 from ui.metric_charts import confusion_figure, per_class_figure, per_class_table, reliability_figure
@@ -90,7 +91,8 @@ st.markdown(
     "- images plus a `labels.csv` with columns `file, emotion` and optionally the face box `x1, y1, x2, y2` "
     "(the Annotate page exports exactly this).\n\n"
     "The faces are analysed in memory; nothing is stored. Results stay in this tab until you close it.\n\n"
-    f"One evaluation takes at most {MAX_FACES:,} labelled faces and {MAX_SET_MEGAPIXELS:,.0f} megapixels of "
+    f"One evaluation takes at most {settings.get().own_eval_max_faces:,} labelled faces and "
+    f"{settings.get().own_eval_max_megapixels:,.0f} megapixels of "
     "images in all; split a larger set into several zips."
 )
 own_model = require_model(pick_model(label="Model to evaluate", key="own_model"), "your data cannot be evaluated")

@@ -18,14 +18,12 @@ from typing import Any
 import cv2
 import numpy as np
 
+from core import settings
 from core.datasets.labelled import LabelledFace, LabelledSet, LabelledSetError
 from core.emotion.classifier import EmotionClassifier
 from core.emotion.metrics import classification_report
 
-# Limits per evaluated set. Module constants until they become settings
-# (`own_eval_max_faces` / `EMOLENS_OWN_EVAL_MAX_FACES`, `own_eval_max_megapixels` / `EMOLENS_OWN_EVAL_MAX_MEGAPIXELS`).
-MAX_FACES = 5000               # labelled faces evaluated per set
-MAX_SET_MEGAPIXELS = 1000.0    # decoded pixels across the set's images (each image is also under max_megapixels)
+# Limits per evaluated set: settings `own_eval_max_faces` and `own_eval_max_megapixels` (EMOLENS_OWN_EVAL_*).
 # Gallery and batching: fixed design values.
 MISTAKES_KEPT = 24             # most confident mistakes shown on the page
 THUMBNAIL_PX = 112             # longest side of a gallery thumbnail
@@ -103,8 +101,8 @@ def check_limits(labelled: LabelledSet, faces: list[LabelledFace], max_faces: in
                  max_megapixels: float | None = None) -> None:
     """Refuse a set too large to evaluate before any pixel is decoded (sizes come from image headers).
     None: the module's limits, read at call time."""
-    max_faces = MAX_FACES if max_faces is None else max_faces
-    max_megapixels = MAX_SET_MEGAPIXELS if max_megapixels is None else max_megapixels
+    max_faces = settings.get().own_eval_max_faces if max_faces is None else max_faces
+    max_megapixels = settings.get().own_eval_max_megapixels if max_megapixels is None else max_megapixels
     if len(faces) > max_faces:
         parts = -(-len(faces) // max_faces)
         raise LabelledSetError(

@@ -162,9 +162,7 @@ def test_page_shows_the_report_and_a_bounded_gallery(shipped_weights, astronaut,
 
 
 def test_page_refuses_a_set_over_the_face_limit(shipped_weights, astronaut, monkeypatch):
-    from core.datasets import evaluate
-
-    monkeypatch.setattr(evaluate, "MAX_FACES", 5)
+    settings.configure(own_eval_max_faces=5)
     at = _upload(_own_data_page(shipped_weights), _astronaut_zip(astronaut, 8))
     assert len(at.error) == 1
     message = at.error[0].value

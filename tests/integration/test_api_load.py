@@ -1,7 +1,7 @@
 """The API as deployed: gunicorn on 127.0.0.1, real sockets, concurrent clients, an oversized body.
 
-A short version of scripts/load_test_api.py (the 60 s, 16-client figures live in the README); it uses
-a random tiny model so it needs no research data and no shipped weights.
+A short version of scripts/load_test_api.py (gunicorn with deploy/gunicorn.conf.py; the 60 s figures live in
+the README); it uses a random tiny model so it needs no research data and no shipped weights.
 """
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ def server(tmp_path_factory):
     weights = make_tiny_weights(tmp_path_factory.mktemp("weights"))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("EMOLENS_WEIGHTS_DIR", str(weights))  # inherited by gunicorn's workers
-        with script.gunicorn_server(workers=2) as (url, master):
+        # Clients here outnumber the heavy slots on 2 shared cores: they wait for a slot instead of a quick 503.
+        with script.gunicorn_server(workers=2, env={"EMOLENS_API_BUSY_WAIT_S": "60"}) as (url, master):
             yield script, url, master
 
 
@@ -67,3 +68,24 @@ def test_garbage_over_a_real_socket_is_a_client_error(server):
     body = json.loads(resp.read())
     conn.close()
     assert resp.status in (400, 415, 422) and body["error"] and "Traceback" not in body["message"]
+
+
+def test_healthz_stays_responsive_while_heavy_batches_arrive(server):
+    """The tester's scenario, shortened: 2 clients sending 32 × 40 MP PNG batches; /healthz keeps answering
+    and every such batch is refused from the image headers (nothing is decoded)."""
+    script, url, master = server
+    png = script.heavy_png(40)
+    result = script.run_heavy(url, png, clients=2, duration_s=5, files=32, master=master)
+    assert result.healthz_failures == 0 and result.healthz_polls >= 10, result
+    assert result.healthz_p99_ms < 2000 and result.longest_request_ms < 30000, result
+    assert set(result.refusals) == {"too_many_pixels"}, result
+
+
+def test_decodable_batches_within_budget_leave_healthz_answering(server):
+    """Batches that are within the budget and really decode (6 × 10 MP) occupy the heavy slots; /healthz
+    still answers from the other threads, and extra batches get a quick 503 `busy` rather than a queue."""
+    script, url, master = server
+    png = script.heavy_png(10)
+    result = script.run_heavy(url, png, clients=4, duration_s=6, files=6, master=master)
+    assert result.healthz_failures == 0 and result.healthz_p99_ms < 2000, result
+    assert set(result.refusals) <= {"busy"}, result

@@ -46,6 +46,7 @@ def tiny_weights(tmp_path_factory):
     root = make_tiny_weights(tmp_path_factory.mktemp("weights"))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("EMOLENS_WEIGHTS_DIR", str(root))
+        mp.setenv("EMOLENS_API_RATE_LIMIT", "off")  # one test client makes hundreds of requests; tests below turn it on
         reread_settings()
         yield root
 
@@ -55,8 +56,10 @@ def api(tiny_weights):
     from core import api as api_module
 
     api_module.reset_models()
+    api_module.limiter.reset()
     yield api_module
     api_module.reset_models()
+    api_module.limiter.reset()
 
 
 @pytest.fixture()
@@ -403,6 +406,7 @@ def test_concurrent_requests_share_one_model_and_agree(client, api, face_png, mo
         return real_load(cls, *a, **k)
 
     monkeypatch.setattr(EmotionClassifier, "load", classmethod(counting_load))
+    settings.configure(api_heavy_slots=4, api_busy_wait_s=120)  # contention on the pipelines, not on the gate
     other = encode(Image.open(io.BytesIO(face_png)).transpose(Image.Transpose.FLIP_LEFT_RIGHT), "PNG")
     jobs = [(img, det) for img in (face_png, other) for det in ("haar", "mediapipe") for _ in range(8)]
     barrier = threading.Barrier(16)

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from core import settings
 from core.datasets import evaluate as ev
 from core.datasets.labelled import LabelledFace, LabelledSet, LabelledSetError
 from core.emotion.metrics import classification_report
@@ -153,7 +154,7 @@ def test_each_image_is_decoded_once_and_batches_stay_bounded(monkeypatch):
 
 def test_row_limit_refuses_up_front_with_a_plain_message(monkeypatch):
     labelled = generated_set(12)
-    monkeypatch.setattr(ev, "MAX_FACES", 3)
+    settings.configure(own_eval_max_faces=3)
     monkeypatch.setattr(LabelledSet, "image", lambda self, f: pytest.fail("decoded before the limit check"))
     with pytest.raises(LabelledSetError) as info:
         ev.evaluate_labelled(ColourModel(), labelled)
@@ -166,7 +167,7 @@ def test_row_limit_refuses_up_front_with_a_plain_message(monkeypatch):
 def test_pixel_budget_refuses_up_front_from_headers(monkeypatch):
     images = {f"{i}.png": encode(np.zeros((1000, 1000, 3), np.uint8)) for i in range(3)}  # 3 MP in all
     faces = [LabelledFace(f"{i}.png", (10.0, 10.0, 200.0, 200.0), "happy") for i in range(3)]
-    monkeypatch.setattr(ev, "MAX_SET_MEGAPIXELS", 2.5)
+    settings.configure(own_eval_max_megapixels=2.5)
     monkeypatch.setattr(LabelledSet, "image", lambda self, f: pytest.fail("decoded before the limit check"))
     with pytest.raises(LabelledSetError) as info:
         ev.evaluate_labelled(ColourModel(), LabelledSet(images=images, faces=faces))
@@ -176,7 +177,7 @@ def test_pixel_budget_refuses_up_front_from_headers(monkeypatch):
 
 
 def test_sets_within_the_limits_are_evaluated(monkeypatch):
-    monkeypatch.setattr(ev, "MAX_FACES", 1000)
-    monkeypatch.setattr(ev, "MAX_SET_MEGAPIXELS", 10.0)
+    settings.configure(own_eval_max_faces=1000)
+    settings.configure(own_eval_max_megapixels=10.0)
     result = ev.evaluate_labelled(ColourModel(), generated_set(6))
     assert result.report["n"] > 0
