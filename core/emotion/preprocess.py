@@ -17,11 +17,25 @@ import torch
 Box = tuple[float, float, float, float]
 
 
+def _span(start: int, size: int, limit: int) -> tuple[int, int, int, int]:
+    """Along one axis, the window [start, start + size) over an image of `limit` pixels: the part inside
+    (begin, end) and the padding before and after it. A window wholly outside keeps the nearest edge pixel,
+    which is what replicating the image's border would give there."""
+    if start >= limit:
+        return limit - 1, limit, 0, size - 1
+    if start + size <= 0:
+        return 0, 1, size - 1, 0
+    begin, end = max(start, 0), min(start + size, limit)
+    return begin, end, begin - start, start + size - end
+
+
 def crop_face(image: np.ndarray, box: Sequence[float], margin: float) -> np.ndarray:
     """Square crop around `box`, grown by `margin` of its size per side; borders replicate the edge.
 
     FER-2013 faces are square and include some forehead and chin, so detector boxes (tight) are
-    widened to match the framing the classifier learned on.
+    widened to match the framing the classifier learned on. Only the part of the image inside the window
+    is copied and padded, never the whole photo: a face at the edge of a 36-megapixel photo costs its own
+    crop of memory, not another copy of the photo.
     """
     x1, y1, x2, y2 = box
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
@@ -29,12 +43,12 @@ def crop_face(image: np.ndarray, box: Sequence[float], margin: float) -> np.ndar
     left, top = int(round(cx - side / 2)), int(round(cy - side / 2))
     size = max(1, int(round(side)))
     h, w = image.shape[:2]
-    pad_l, pad_t = max(0, -left), max(0, -top)
-    pad_r, pad_b = max(0, left + size - w), max(0, top + size - h)
-    if pad_l or pad_t or pad_r or pad_b:
-        image = cv2.copyMakeBorder(image, pad_t, pad_b, pad_l, pad_r, cv2.BORDER_REPLICATE)
-        left, top = left + pad_l, top + pad_t
-    return np.ascontiguousarray(image[top:top + size, left:left + size])
+    y0, ye, pad_t, pad_b = _span(top, size, h)
+    x0, xe, pad_l, pad_r = _span(left, size, w)
+    inside = image[y0:ye, x0:xe]
+    if pad_t or pad_b or pad_l or pad_r:
+        inside = cv2.copyMakeBorder(inside, pad_t, pad_b, pad_l, pad_r, cv2.BORDER_REPLICATE)
+    return np.ascontiguousarray(inside)
 
 
 def to_model_input(image: np.ndarray, input_size: int, in_chans: int) -> np.ndarray:

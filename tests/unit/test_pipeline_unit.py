@@ -1,6 +1,7 @@
 """Pipeline pieces on generated data: crop geometry, batching, result shapes, rendering."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -111,3 +112,31 @@ def test_real_detectors_find_nothing_in_flat_or_noisy_images(name):
     detector = make_detector(name)
     assert detector.detect(np.full((240, 320, 3), 128, np.uint8)) == []
     assert detector.detect(np.random.default_rng(3).integers(0, 255, (240, 320, 3), dtype=np.uint8)) == []
+
+
+def _crop_by_padding_the_whole_image(image, box, margin):
+    """The crop as it was first written (pad the whole photo, then cut): the reference for `crop_face`."""
+    x1, y1, x2, y2 = box
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    side = max(x2 - x1, y2 - y1) * (1 + 2 * margin)
+    left, top = int(round(cx - side / 2)), int(round(cy - side / 2))
+    size = max(1, int(round(side)))
+    h, w = image.shape[:2]
+    pad_l, pad_t = max(0, -left), max(0, -top)
+    pad_r, pad_b = max(0, left + size - w), max(0, top + size - h)
+    if pad_l or pad_t or pad_r or pad_b:
+        image = cv2.copyMakeBorder(image, pad_t, pad_b, pad_l, pad_r, cv2.BORDER_REPLICATE)
+        left, top = left + pad_l, top + pad_t
+    return np.ascontiguousarray(image[top:top + size, left:left + size])
+
+
+@pytest.mark.parametrize("shape", [(120, 160, 3), (120, 160)])
+def test_crop_pads_only_the_window_and_gives_the_same_pixels(shape):
+    """Inside, across an edge, or wholly outside the photo: the same crop as padding the whole photo."""
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 255, shape, dtype=np.uint8)
+    for _ in range(1500):
+        x1, y1, s = rng.uniform(-300, 400), rng.uniform(-300, 350), rng.uniform(0.5, 250)
+        box = (x1, y1, x1 + s * rng.uniform(0.5, 1.5), y1 + s)
+        margin = float(rng.choice([0.0, 0.2, 0.25]))
+        assert np.array_equal(crop_face(image, box, margin), _crop_by_padding_the_whole_image(image, box, margin))
