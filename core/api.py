@@ -257,6 +257,12 @@ def _name(filename: str | None, default: str) -> str:
 
 def _uploads(*fields: str) -> list[FileStorage]:
     files = [f for field in fields for f in request.files.getlist(field)]
+    if not files and not request.form and (request.content_length or 0) > 256:
+        # A body with content arrived (an empty form is a few bytes) but no part could be read: werkzeug
+        # drops a part whose headers are not UTF-8 (a Latin-1 file name, say) without a word.
+        raise ApiError("unreadable_upload", "The upload could not be read: its multipart parts were not "
+                                            "understood (for example a file name that is not UTF-8). Rename the "
+                                            "file with plain letters, or send the name UTF-8 encoded.")
     if not files:
         raise ApiError("missing_image", f"No image was sent. Attach it as the multipart file field "
                                         f"'{fields[0]}'.")
@@ -334,6 +340,13 @@ def create_app() -> Flask:
     @flask_app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> tuple[Response, int]:
         status = exc.code or 500
+        length = request.content_length
+        if (isinstance(exc, RequestEntityTooLarge) or status == 413) and length is not None and \
+                length <= (flask_app.config.get("MAX_CONTENT_LENGTH") or length):
+            return _api_error(ApiError(  # within the size limit, so werkzeug counted too many form parts
+                "too_many_parts", f"The request has too many form parts: send at most "
+                                  f"{settings.get().api_max_batch_files} images (plus the detector and threshold "
+                                  "fields) in one request.", 413))
         if isinstance(exc, RequestEntityTooLarge) or status == 413:
             return _api_error(ApiError(
                 "request_too_large",

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 Dtype = Literal["string", "int", "float"]
 
 NO_FACE = "no_face"  # the error_code of a file analysed without finding a face (not a failure)
+VIDEO_TRUNCATED = "video_truncated"  # a note row: the video was longer than the limit and only partly read
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import numpy as np
 from core import settings
 from core.analysis import ImageAnalysis, face_rows
 from core.batch.inputs import BatchItem
-from core.batch.schema import NO_FACE, batch_row
+from core.batch.schema import NO_FACE, VIDEO_TRUNCATED, batch_row
 from core.detection import Detection
 from core.emotion.classifier import EmotionClassifier
 from core.errors import UserFacingError
@@ -134,6 +134,7 @@ class _FileWork:
     frames: list[_Frame] = field(default_factory=list)
     times: StageTimes = field(default_factory=StageTimes)
     error: UserFacingError | None = None
+    truncated: bool = False  # a video with frames left past the length limit (counted by decoding, not its header)
 
 
 class _CropQueue:
@@ -198,11 +199,13 @@ def _decode_and_detect(pipeline: EmotionPipeline, work: _FileWork, queue: _CropQ
         _detect_frame(pipeline, work, queue, image, None, None)
         return
     try:
-        frames = iter(FrameSampler(payload, fps=fps))
+        sampler = FrameSampler(payload, fps=fps)
+        frames = iter(sampler)
         while (frame := next(frames, None)) is not None:
             work.times.decode += time.perf_counter() - t0
             _detect_frame(pipeline, work, queue, frame.rgb, frame.index, round(frame.t_s, 3))  # t_s: ms
             t0 = time.perf_counter()
+        work.truncated = sampler.truncated
     except VideoRejected as exc:
         work.error = exc
     finally:
@@ -223,6 +226,11 @@ def _file_result(work: _FileWork, classes: tuple[str, ...]) -> FileResult:
             rows += analysis_rows(ImageAnalysis(file=name, faces=results), frame.index, frame.t_s)
     if not rows:  # no face in the image (or in any sampled frame of the video): one row says so
         rows = analysis_rows(ImageAnalysis(file=name))
+    if work.truncated:  # one more row says the rest of the video was not read
+        limit = settings.get().video_max_seconds
+        rows.append(batch_row({"file": name, "error_code": VIDEO_TRUNCATED,
+                               "error": f"Only the first {limit:g} s were analysed (the length limit); the rest of "
+                                        "the video was not read."}))
     return FileResult(name, rows, ok=True, faces=faces, times=work.times)
 
 

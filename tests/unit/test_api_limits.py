@@ -225,3 +225,23 @@ def test_gunicorn_conf_uses_threads_local_bind_and_request_limits():
     assert all(b.startswith("127.0.0.1:") for b in conf["bind"])
     assert conf["timeout"] > 0 and conf["graceful_timeout"] > 0 and conf["backlog"] <= 256
     assert conf["limit_request_line"] and conf["limit_request_fields"] and conf["limit_request_field_size"]
+
+
+def test_a_part_werkzeug_cannot_read_is_named_not_called_missing(client, face_png, spec):
+    """A Latin-1 file name makes werkzeug drop the part silently: the answer says so instead of 'no image'."""
+    b = "bnd"
+    body = (f"--{b}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"".encode()
+            + "café.png".encode("latin-1") + b"\"\r\nContent-Type: image/png\r\n\r\n" + face_png
+            + f"\r\n--{b}--\r\n".encode())
+    resp = client.post("/v1/predict", data=body, content_type=f"multipart/form-data; boundary={b}")
+    assert_error(resp, 400, "unreadable_upload", spec)
+    assert_error(client.post("/v1/predict", data={}, content_type="multipart/form-data"), 400, "missing_image", spec)
+
+
+def test_too_many_form_parts_is_its_own_refusal(client, spec):
+    b = "bnd"
+    parts = b"".join(f"--{b}\r\nContent-Disposition: form-data; name=\"f{i}\"\r\n\r\nx\r\n".encode() for i in range(500))
+    resp = client.post("/v1/predict", data=parts + f"--{b}--\r\n".encode(),
+                       content_type=f"multipart/form-data; boundary={b}")
+    body = assert_error(resp, 413, "too_many_parts", spec)
+    assert "MB" not in body["message"]

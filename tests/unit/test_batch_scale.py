@@ -313,3 +313,29 @@ def test_file_names_that_are_not_utf8_are_kept_escaped_and_resume(tmp_path, pipe
     table = pd.read_csv(out, keep_default_na=False) if suffix == ".csv" else pd.read_parquet(out)
     assert sorted(set(table["file"])) == ["a\\x41.png", "caf\\xe9.png", "ok.png"]
     assert (table["error_code"].fillna("") == "").all()
+
+
+def test_a_video_longer_than_its_header_says_is_cut_with_a_note_row(tmp_path, pipeline, monkeypatch):
+    """Frames are counted by decoding: a header that claims a short video (here: no length at all) does
+    not let a long one through unnoticed; the cut is written as its own row."""
+    from core import settings
+    from core.live import video_io
+
+    src = tmp_path / "in"
+    src.mkdir()
+    write_video(src / "long.avi", frames=12)
+    real_open = video_io.open_video
+
+    def header_claiming_a_short_video(data):
+        video, info = real_open(data)  # the real 1.2 s clip passes the header check...
+        info.frames, info.duration_s = 1, 0.1  # ...as a container claiming one frame would
+        settings.configure(video_max_seconds=0.5)  # and decoding then runs into the 0.5 s limit
+        return video, info
+
+    monkeypatch.setattr(video_io, "open_video", header_claiming_a_short_video)
+    run_batch(src, tmp_path / "r.csv", BatchConfig(fps=0), engine=LocalEngine(pipeline), progress=False)
+    table = pd.read_csv(tmp_path / "r.csv")
+    notes = table[table["error_code"] == "video_truncated"]
+    assert len(notes) == 1 and "Only the first 0.5 s were analysed" in notes["error"].iloc[0]
+    frames = table["frame"].dropna()
+    assert frames.max() < 12 and set(table["file"]) == {"long.avi"}
