@@ -1,0 +1,1 @@
+"""Inputs and stored outputs of the contract tests (tests/integration/test_contracts.py)."""
