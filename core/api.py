@@ -53,7 +53,7 @@ from core.emotion.classifier import EmotionClassifier
 from core.errors import UserFacingError
 from core.openapi import ERROR_STATUS, build_spec
 from core.pipeline import EmotionPipeline, FaceResult
-from core.validation import ImageRejected, TooManyPixels, header_pixels
+from core.validation import ImageRejected, TooManyPixels, header_size
 
 log = logging.getLogger("emolens.api")
 
@@ -172,7 +172,8 @@ def _budget(items: list[tuple[str, bytes | ImageRejected]]) -> list[tuple[str, b
     for name, payload in items:
         if isinstance(payload, bytes):
             try:
-                pixels = header_pixels(payload) or 0
+                width, height = header_size(payload) or (0, 0)
+                pixels = width * height
             except ImageRejected as exc:
                 out.append((name, exc))
                 continue

@@ -202,10 +202,10 @@ def validate_image_bytes(data: bytes, *, max_bytes: int | None = None,
     return ValidatedImage(image=rgb, format=fmt, notes=notes)
 
 
-def header_pixels(data: bytes) -> int | None:
-    """Width × height read from the image header alone (nothing decoded), so a server can budget a whole
-    request before any pixel costs time; None when the header cannot be read (validation will refuse it).
-    A header PIL itself calls a decompression bomb raises `TooManyPixels`."""
+def header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of the EXIF-oriented image read from its header alone (nothing decoded), so a set or a
+    request is budgeted before any pixel costs time; None when the header cannot be read (validation will
+    refuse it). A header PIL itself calls a decompression bomb raises `TooManyPixels`."""
     fmt = sniff_format(data)
     if fmt is None:
         return None
@@ -214,12 +214,13 @@ def header_pixels(data: bytes) -> int | None:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data), formats=[fmt]) as img:
                 width, height = img.size
+                orientation = _exif_orientation(img)
     except Image.DecompressionBombError as exc:
         raise TooManyPixels("The image declares far more pixels than it could hold "
                             "(a decompression bomb); it was not opened.") from exc
     except Exception:  # any header PIL cannot parse: validation gives the plain refusal
         return None
-    return int(width) * int(height)
+    return (int(height), int(width)) if orientation in (5, 6, 7, 8) else (int(width), int(height))
 
 
 def _exif_orientation(img: Image.Image) -> int | None:

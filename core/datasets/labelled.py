@@ -50,7 +50,7 @@ from core import settings
 from core.archive import ArchiveError, SafeZip, is_image_name, is_zip, write_zip
 from core.emotion.vocabulary import EMOTIONS
 from core.errors import UserFacingError
-from core.validation import ImageRejected, sniff_format
+from core.validation import ImageRejected, header_size
 
 Box = tuple[float, float, float, float]
 Cropper = Callable[[np.ndarray, Box], np.ndarray]  # a classifier's `crop`: image, box -> face
@@ -387,19 +387,12 @@ def _raise(problems: list[LabelledProblem]) -> None:
 
 
 def _image_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) of the EXIF-oriented image from its header only; None when unreadable."""
-    from PIL import Image
-
-    fmt = sniff_format(data)
-    if fmt is None:
-        return None
+    """(width, height) of the EXIF-oriented image from its header only; None when unreadable (a header
+    claiming a decompression bomb included)."""
     try:
-        with Image.open(io.BytesIO(data), formats=[fmt]) as img:
-            w, h = img.size
-            orientation = img.getexif().get(0x0112)
-    except Exception:  # any decoder failure is "unreadable" to the person
+        return header_size(data)
+    except ImageRejected:
         return None
-    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
 
 
 def _probe(images: Mapping[str, bytes], name: str) -> tuple[int, int] | str:
